@@ -1,0 +1,167 @@
+"""Wire models of the HTTP API, shared by the server and the client.
+
+They import neither torch nor FastAPI so the thin client can use them. Every request model forbids unknown fields:
+a misspelt option must never silently change results.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+
+NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextItem(_Strict):
+    """The RM reads ``prompt + response`` tokenized once as a whole, with the tokenizer's default special tokens."""
+
+    prompt: str = Field(description="Text before the response, already templated if the RM expects a template.")
+    response: str = Field(description="The policy's response text. A token straddling the boundary belongs to it.")
+
+
+class IdsItem(_Strict):
+    """Token ids in the RM's vocabulary, used exactly as given (no special tokens added)."""
+
+    prompt_ids: list[NonNegativeInt] = Field(description="Prompt token ids, special tokens included if wanted.")
+    response_ids: list[NonNegativeInt] = Field(description="Response token ids; exactly one reward per id.")
+
+
+class ChatMessage(_Strict):
+    role: str = Field(description="system, user, assistant, ...")
+    content: str
+
+
+class ChatItem(_Strict):
+    """Rendered with the RM tokenizer's chat template; the last message is the assistant response being scored."""
+
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation; the last must be the assistant's.")
+
+
+_FORM_KEYS: dict[str, frozenset[str]] = {
+    "text": frozenset({"prompt", "response"}),
+    "ids": frozenset({"prompt_ids", "response_ids"}),
+    "chat": frozenset({"messages"}),
+}
+_FORM_BY_CLASS = {TextItem: "text", IdsItem: "ids", ChatItem: "chat"}
+
+
+def _item_form(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return _FORM_BY_CLASS.get(type(value))
+    if not isinstance(value, dict):
+        return None
+    forms = [form for form, keys in _FORM_KEYS.items() if keys & value.keys()]
+    return forms[0] if len(forms) == 1 else None
+
+
+def _check_one_form(value: Any) -> Any:
+    if isinstance(value, dict) and _item_form(value) is None:
+        raise ValueError(
+            "each item must use exactly one form: {prompt, response}, {prompt_ids, response_ids} or {messages}; "
+            f"got keys {sorted(value)}"
+        )
+    return value
+
+
+Item = Annotated[
+    Union[Annotated[TextItem, Tag("text")], Annotated[IdsItem, Tag("ids")], Annotated[ChatItem, Tag("chat")]],
+    Discriminator(_item_form),
+    BeforeValidator(_check_one_form),
+]
+
+Truncation = Literal["error", "left"]
+_TRUNCATION_DOC = (
+    '"error": an over-length item is rejected (422) naming the item, its length and the limit. '
+    '"left": the start of the prompt is dropped (never the response) and the result says truncated=true.'
+)
+
+
+class ScoreRequest(_Strict):
+    items: list[Item] = Field(min_length=1, description="Items to score, each in exactly one form.")
+    truncation: Truncation = Field("error", description=_TRUNCATION_DOC)
+
+
+class TokenRewardsRequest(ScoreRequest):
+    redistribution: Literal["r3hf", "sparse"] = Field(
+        "r3hf",
+        description='"r3hf": r_t = R(x, y<=t) - R(x, y<=t-1) from one forward pass (Eq. 6). '
+        '"sparse": 0 everywhere but the last response token, which gets the score (Eq. 3).',
+    )
+    beta: float = Field(
+        1.0, ge=0.0, le=1.0, description="Eq. 7 mix: beta * redistributed + (1 - beta) * sparse. 1 = pure r3hf."
+    )
+    baseline: Literal["prompt", "zero"] = Field(
+        "prompt",
+        description='"prompt": the first token is measured against R(x, empty) = the score at the prompt\'s last '
+        'token, so rewards sum to score - prompt_score. "zero": the first token gets R(x, y<=1), so they sum to score.',
+    )
+    return_tokens: bool = Field(False, description="Also return each response token's string and offsets.")
+
+
+class Usage(BaseModel):
+    num_items: int = Field(description="Items scored.")
+    prompt_tokens: int = Field(description="Tokens before the response, after any truncation.")
+    response_tokens: int = Field(description="Response tokens (one reward each).")
+    total_tokens: int = Field(description="All tokens the model read, template suffix and special tokens included.")
+
+
+class ScoreResult(BaseModel):
+    index: int = Field(description="Position of the item in the request.")
+    score: float = Field(description="R(x, y): the raw score-head output at the last token (no sigmoid).")
+    prompt_score: float = Field(description="R(x, empty): the score at the last token before the response (0 if none).")
+    num_response_tokens: int = Field(description="Number of response tokens.")
+    truncated: bool = Field(description="The start of the prompt was dropped to fit the model's max length.")
+    template_changed_response: bool = Field(
+        description="Chat form only: the chat template altered the response text (e.g. trimmed whitespace)."
+    )
+
+
+class TokenRewardResult(ScoreResult):
+    token_rewards: list[float] = Field(
+        description="One reward per response token. Tokens after the response (EOS, template suffix) add their score "
+        "change to the last response token, so the rewards sum to score - prompt_score (baseline prompt)."
+    )
+    tokens: list[str] | None = Field(None, description="Response token strings (return_tokens only).")
+    offsets: list[tuple[int, int]] | None = Field(
+        None,
+        description="[start, end) Python string indices into the response (as rendered, for the chat form), clamped "
+        "to [0, len(response)] (return_tokens only; null for the ids form, which has no response string).",
+    )
+
+
+class ScoreResponse(BaseModel):
+    model: str = Field(description="Served model name.")
+    fingerprint: str = Field(description="Hash of what scored: weights, tokenizer, template, label index, dtype.")
+    results: list[ScoreResult] = Field(description="One result per item, in request order.")
+    usage: Usage
+
+
+class TokenRewardsResponse(ScoreResponse):
+    results: list[TokenRewardResult] = Field(description="One result per item, in request order.")  # type: ignore[assignment]
+
+
+class InfoResponse(BaseModel):
+    model: str = Field(description="Served model name.")
+    model_path: str = Field(description="Where the weights were loaded from (path or hub id).")
+    fingerprint: str
+    architecture: str = Field(description="The transformers class that scores.")
+    dtype: str
+    device: str
+    max_length: int = Field(description="Tokens per item: the smaller of the tokenizer's and the model's limits.")
+    num_labels: int
+    label_index: int = Field(description="Which output of the score head is the reward.")
+    score_normalization: tuple[float, float] | None = Field(
+        None, description="(mean, std) applied as (raw - mean) / std when the model config asks for it."
+    )
+    has_chat_template: bool
+    version: str = Field(description="Server version.")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What went wrong and what to change.")
+    error_type: str = Field(description="Machine-readable kind; see r3hf_client.errors.ErrorType.")

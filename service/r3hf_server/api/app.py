@@ -1,0 +1,105 @@
+"""The app factory: builds the engine in the lifespan, installs routes, error mapping and request bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from .. import __version__
+from ..batcher import TokenBudgetBatcher
+from ..engine import RewardEngine
+from ..runner.base import Runner
+from ..settings import Settings
+from .errors import install_error_handlers
+from .metrics import Metrics
+from .routes import router
+
+log = logging.getLogger(__name__)
+
+
+def build_runner(settings: Settings) -> Runner:
+    if settings.runner == "fake":
+        from ..runner.fake import FakeRunner
+
+        return FakeRunner()
+    from ..runner.hf import build_hf_runner  # torch is imported only when a real model is served
+
+    return build_hf_runner(settings)
+
+
+def create_app(settings: Settings | None = None, runner: Runner | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        model = runner or await asyncio.to_thread(build_runner, settings)
+        batcher = TokenBudgetBatcher(
+            model.prefix_scores,
+            max_batch_tokens=settings.max_batch_tokens,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_wait_ms / 1000.0,
+        )
+        await batcher.start()
+        engine = RewardEngine(model, batcher, max_items_per_request=settings.max_items_per_request)
+        _publish(app, engine)
+        try:
+            yield
+        finally:
+            app.state.stopping = True
+            app.state.metrics.model_ready.set(0)
+            await batcher.stop()
+            engine.close()
+
+    app = FastAPI(
+        title="R3HF token-reward server",
+        version=__version__,
+        description="Sequence scores and per-token rewards r_t = R(x, y<=t) - R(x, y<=t-1) from one forward pass "
+        "of a causal reward model (R3HF / RED, arXiv 2411.08302).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = None
+    app.state.stopping = False
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    app.include_router(router)
+    app.middleware("http")(_bookkeeping)
+    return app
+
+
+def _publish(app: FastAPI, engine: RewardEngine) -> None:
+    info, metrics = engine.info, app.state.metrics
+    metrics.build_info.labels(__version__, info.name, info.fingerprint, info.dtype, info.device).set(1)
+    metrics.watch_queue(lambda: engine.batcher.queue_depth)
+    app.state.engine = engine
+    metrics.model_ready.set(1)
+
+
+async def _bookkeeping(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
+    """Request id echo, total-time header, in-flight gauge and request counters."""
+    metrics: Metrics = request.app.state.metrics
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    route = request.url.path
+    started = time.perf_counter()
+    metrics.in_flight.inc()
+    try:
+        response = await call_next(request)
+    finally:
+        metrics.in_flight.dec()
+    elapsed = time.perf_counter() - started
+    response.headers["x-request-id"] = request_id
+    response.headers["x-total-time"] = f"{elapsed * 1000:.2f}"
+    if route in _ROUTES:
+        error_type = response.headers.get("x-error-type", "")
+        metrics.requests.labels(route, str(response.status_code), error_type).inc()
+        metrics.request_duration.labels(route).observe(elapsed)
+    return response
+
+
+_ROUTES = {"/token_rewards", "/score", "/info", "/health", "/ready", "/metrics"}

@@ -1,0 +1,101 @@
+"""HTTP routes: fetch the engine from app.state, call it, map the result to wire models."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from r3hf_client import wire
+
+from .. import __version__
+from ..engine import RewardEngine
+from ..errors import NotReadyError
+from ..redistribution import RedistributionOptions
+from . import convert
+
+router = APIRouter()
+
+_ERRORS = {
+    code: {"model": wire.ErrorBody, "description": text}
+    for code, text in {
+        400: "Malformed body", 413: "Too many items", 422: "Invalid request: names the item and what to change",
+        500: "Model failure", 503: "Model not loaded yet, or shutting down",
+    }.items()
+}
+
+
+def _engine(request: Request) -> RewardEngine:
+    engine: RewardEngine | None = getattr(request.app.state, "engine", None)
+    if engine is None or not engine.batcher.alive:
+        raise NotReadyError("the model is not loaded yet or the server is shutting down; retry shortly")
+    return engine
+
+
+def _observe(request: Request, route: str, outcomes: list) -> None:
+    metrics = request.app.state.metrics
+    metrics.items.labels(route).inc(len(outcomes))
+    for outcome in outcomes:
+        metrics.input_tokens.observe(len(outcome.encoded))
+
+
+@router.post(
+    "/token_rewards", operation_id="token_rewards", response_model=wire.TokenRewardsResponse, responses=_ERRORS,
+    summary="Sequence scores and per-token R3HF rewards from one forward pass per item",
+)
+async def token_rewards(body: wire.TokenRewardsRequest, request: Request) -> wire.TokenRewardsResponse:
+    engine = _engine(request)
+    options = RedistributionOptions(body.redistribution, body.beta, body.baseline)
+    outcomes = await engine.token_rewards(
+        [convert.to_input(i) for i in body.items], options, body.truncation, body.return_tokens
+    )
+    _observe(request, "/token_rewards", outcomes)
+    return wire.TokenRewardsResponse(
+        model=engine.info.name, fingerprint=engine.info.fingerprint, usage=convert.usage(outcomes),
+        results=[convert.token_reward_result(i, o, body.return_tokens) for i, o in enumerate(outcomes)],
+    )
+
+
+@router.post(
+    "/score", operation_id="score", response_model=wire.ScoreResponse, responses=_ERRORS,
+    summary="Sequence scores R(x, y) (and R(x, empty)) only",
+)
+async def score(body: wire.ScoreRequest, request: Request) -> wire.ScoreResponse:
+    engine = _engine(request)
+    outcomes = await engine.score([convert.to_input(i) for i in body.items], body.truncation)
+    _observe(request, "/score", outcomes)
+    return wire.ScoreResponse(
+        model=engine.info.name, fingerprint=engine.info.fingerprint, usage=convert.usage(outcomes),
+        results=[convert.score_result(i, o) for i, o in enumerate(outcomes)],
+    )
+
+
+@router.get("/health", operation_id="health", summary="200 while the process and its batch worker are alive")
+async def health(request: Request) -> JSONResponse:
+    engine: RewardEngine | None = getattr(request.app.state, "engine", None)
+    if engine is not None and not engine.batcher.alive and not request.app.state.stopping:
+        return JSONResponse({"status": "worker dead"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/ready", operation_id="ready", summary="200 once the model is loaded and warmed up; 503 before")
+async def ready(request: Request) -> JSONResponse:
+    engine: RewardEngine | None = getattr(request.app.state, "engine", None)
+    if engine is None or not engine.batcher.alive or request.app.state.stopping:
+        return JSONResponse({"status": "not ready"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/info", operation_id="info", response_model=wire.InfoResponse, responses=_ERRORS)
+async def info(request: Request) -> wire.InfoResponse:
+    i = _engine(request).info
+    return wire.InfoResponse(
+        model=i.name, model_path=i.model_path, fingerprint=i.fingerprint, architecture=i.architecture,
+        dtype=i.dtype, device=i.device, max_length=i.max_length, num_labels=i.num_labels, label_index=i.label_index,
+        score_normalization=i.score_normalization, has_chat_template=i.has_chat_template, version=__version__,
+    )
+
+
+@router.get("/metrics", operation_id="metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

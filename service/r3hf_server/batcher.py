@@ -1,0 +1,135 @@
+"""Queue items from many requests and run them through the runner in token-budget batches on one worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .errors import NotReadyError, ServiceError
+from .runner.base import EncodedItem
+
+log = logging.getLogger(__name__)
+
+PrefixScores = list[float]
+RunBatch = Callable[[Sequence[EncodedItem]], list[PrefixScores]]
+
+
+@dataclass
+class _Pending:
+    item: EncodedItem
+    future: asyncio.Future = field(repr=False)
+
+
+def padded_cost(lengths: Sequence[int]) -> int:
+    """Tokens a right-padded batch occupies: longest x count."""
+    return max(lengths) * len(lengths) if lengths else 0
+
+
+def cut_batches(pending: list[_Pending], max_batch_tokens: int, max_batch_size: int) -> list[list[_Pending]]:
+    """Sort by length, then cut greedily so each batch's padded cost fits the budget (an over-budget item runs alone)."""
+    batches: list[list[_Pending]] = []
+    current: list[_Pending] = []
+    for entry in sorted(pending, key=lambda p: len(p.item)):
+        lengths = [len(p.item) for p in current] + [len(entry.item)]
+        if current and (padded_cost(lengths) > max_batch_tokens or len(lengths) > max_batch_size):
+            batches.append(current)
+            current = []
+        current.append(entry)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class TokenBudgetBatcher:
+    def __init__(
+        self, run_batch: RunBatch, *, max_batch_tokens: int, max_batch_size: int, max_wait_s: float
+    ) -> None:
+        self._run_batch = run_batch
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r3hf-forward")
+        self._task: asyncio.Task | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="r3hf-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        while not self._queue.empty():
+            _resolve_error(self._queue.get_nowait().future, NotReadyError("the server is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    def submit(self, item: EncodedItem) -> asyncio.Future:
+        if not self.alive:
+            raise NotReadyError("the batch worker is not running")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(item, future))
+        return future
+
+    async def _loop(self) -> None:
+        while True:
+            pending = await self._collect()
+            for batch in cut_batches(pending, self.max_batch_tokens, self.max_batch_size):
+                live = [p for p in batch if not p.future.done()]  # skip items whose request was cancelled
+                if live:
+                    await self._run(live)
+
+    async def _collect(self) -> list[_Pending]:
+        """Wait for one item, then up to max_wait for more, until a full budget's worth is queued."""
+        pending = [await self._queue.get()]
+        deadline = time.monotonic() + self.max_wait_s
+        while sum(len(p.item) for p in pending) < self.max_batch_tokens:
+            if not self._queue.empty():
+                pending.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                pending.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return pending
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        items = [p.item for p in batch]
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._executor, self._run_batch, items)
+            if len(results) != len(items):
+                raise RuntimeError(f"runner returned {len(results)} results for a batch of {len(items)} items")
+        except Exception as exc:  # one bad batch fails its own items only; the worker lives on
+            log.exception("forward failed for a batch of %d items", len(items))
+            for p in batch:
+                _resolve_error(p.future, exc)
+            return
+        for p, scores in zip(batch, results):
+            if not p.future.done():
+                p.future.set_result(scores)
+
+
+def _resolve_error(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc if isinstance(exc, ServiceError) else _internal(exc))
+
+
+def _internal(exc: BaseException) -> ServiceError:
+    error = ServiceError("the model failed on this batch; details are in the server log")
+    error.__cause__ = exc
+    return error

@@ -1,0 +1,74 @@
+"""``r3hf serve``: every Settings field is a flag (and an R3HF_* environment variable)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import typing
+from collections.abc import Sequence
+
+_MISSING_EXTRA = "the server needs its extra dependencies: pip install 'r3hf[server]' (see the README for CUDA torch)"
+
+
+def _settings_class():  # type: ignore[no-untyped-def]
+    try:
+        from .settings import Settings
+    except ImportError as exc:
+        raise SystemExit(f"r3hf: {_MISSING_EXTRA} ({exc})") from exc
+    return Settings
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, settings_class: type) -> None:
+    for name, field in settings_class.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        kwargs: dict = {"dest": name, "default": argparse.SUPPRESS, "help": f"{field.description} [env R3HF_{name.upper()}]"}
+        annotation = field.annotation
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(annotation) is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(annotation))
+        else:
+            base = args[0] if args else annotation
+            kwargs["type"] = base if base in (int, float) else str
+        parser.add_argument(flag, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="r3hf", description="R3HF token-reward server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="Load a reward model and serve it over HTTP.")
+    add_settings_flags(serve, _settings_class())
+    return parser
+
+
+def serve(given: dict) -> int:
+    settings = _settings_class()(**given)
+    try:
+        import uvicorn
+
+        from .api.app import build_runner, create_app
+        from .errors import ModelRefusedError
+    except ImportError as exc:
+        raise SystemExit(f"r3hf: {_MISSING_EXTRA} ({exc})") from exc
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        runner = build_runner(settings)  # load before binding, so a refused model exits with its reason
+    except ModelRefusedError as exc:
+        print(f"r3hf: refusing to serve {settings.model}: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(create_app(settings, runner), host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    command = args.pop("command")
+    if command == "serve":
+        return serve(args)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Admission and per-item futures: encode a request's items, submit them to the batcher, redistribute the scores."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .batcher import TokenBudgetBatcher
+from .errors import InvalidInputError, NonFiniteOutputError, TooLargeError
+from .redistribution import ItemScores, RedistributionOptions, all_finite, sequence_scores, token_rewards
+from .runner.base import EncodedItem, ItemInput, ModelInfo, Runner, TruncationMode
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    encoded: EncodedItem
+    scores: ItemScores
+
+
+class RewardEngine:
+    def __init__(
+        self, runner: Runner, batcher: TokenBudgetBatcher, *, max_items_per_request: int, tokenize_threads: int = 2
+    ) -> None:
+        self.runner = runner
+        self.batcher = batcher
+        self.max_items_per_request = max_items_per_request
+        self._tokenize_pool = ThreadPoolExecutor(max_workers=tokenize_threads, thread_name_prefix="r3hf-tokenize")
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.runner.info
+
+    def close(self) -> None:
+        self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def token_rewards(
+        self, inputs: Sequence[ItemInput], options: RedistributionOptions, truncation: TruncationMode,
+        with_tokens: bool,
+    ) -> list[ItemOutcome]:
+        scored = await self._prefix_scores(inputs, truncation, with_tokens)
+        return [
+            ItemOutcome(item, token_rewards(scores, item.response_start, item.response_end, options))
+            for item, scores in scored
+        ]
+
+    async def score(self, inputs: Sequence[ItemInput], truncation: TruncationMode) -> list[ItemOutcome]:
+        outcomes = []
+        for item, scores in await self._prefix_scores(inputs, truncation, with_tokens=False):
+            score, prompt_score = sequence_scores(scores, item.response_start, item.response_end)
+            outcomes.append(ItemOutcome(item, ItemScores(score, prompt_score, [])))
+        return outcomes
+
+    async def _prefix_scores(
+        self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool
+    ) -> list[tuple[EncodedItem, list[float]]]:
+        if len(inputs) > self.max_items_per_request:
+            raise TooLargeError(
+                f"{len(inputs)} items in one request exceed the limit of {self.max_items_per_request}; split it"
+            )
+        loop = asyncio.get_running_loop()
+        encoded = await loop.run_in_executor(self._tokenize_pool, self._encode_all, inputs, truncation, with_tokens)
+        to_run = [item for item in encoded if len(item) > 0]  # an empty prompt and response reads no token
+        futures = [self.batcher.submit(item) for item in to_run]
+        try:
+            results = iter(await asyncio.gather(*futures))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        scored = [(item, next(results) if len(item) > 0 else []) for item in encoded]
+        for index, (_, scores) in enumerate(scored):
+            if not all_finite(scores):
+                raise NonFiniteOutputError(f"item {index}: the model produced a non-finite score (NaN or inf)")
+        return scored
+
+    def _encode_all(
+        self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool
+    ) -> list[EncodedItem]:
+        encoded = []
+        for index, item in enumerate(inputs):
+            try:
+                encoded.append(self.runner.encode(item, truncation, with_tokens))
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"item {index}: {exc.message}") from exc
+        return encoded

@@ -1,0 +1,50 @@
+"""One settings object: every field is a ``--flag`` of ``r3hf serve`` and an ``R3HF_<NAME>`` environment variable.
+
+Built at start-up (``Settings()`` / ``settings_from_cli``), never at import; passed down explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="R3HF_", extra="forbid", protected_namespaces=())
+
+    model: str = Field(
+        str(DEMO_MODEL_DIR),
+        description="Reward model: a local path or a hub id (*ForSequenceClassification). Default: the embedded demo RM.",
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of --model.")
+    tokenizer: str | None = Field(None, description="Tokenizer path or hub id, if not the model's own.")
+    served_model_name: str | None = Field(None, description="Name reported in responses (default: --model).")
+    host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 in containers).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto = bfloat16 on CUDA, float32 on CPU (bfloat16 on CPU is opt-in)."
+    )
+    device: str = Field("auto", description="auto = cuda if available else cpu; or cpu, cuda, cuda:1, ...")
+    trust_remote_code: bool = Field(False, description="Allow model code from the checkpoint (off by default).")
+    head_name: str | None = Field(
+        None,
+        description="Checkpoint name of the score head when it is not the architecture's own (e.g. OpenRLHF's "
+        "value_head); its weights are loaded into the head instead of being initialised at random.",
+    )
+    label_index: int | None = Field(
+        None, ge=0, description="Which score-head output is the reward; required when the model has num_labels > 1."
+    )
+    max_length: int | None = Field(
+        None, ge=2, description="Cap on tokens per item (default: the smaller of the tokenizer's and model's limits)."
+    )
+    max_batch_tokens: int = Field(16384, ge=1, description="Token budget of one forward batch (longest x count).")
+    max_batch_size: int = Field(64, ge=1, description="Most items in one forward batch.")
+    max_wait_ms: float = Field(2.0, ge=0, description="How long the batcher waits for more items to fill a batch.")
+    max_items_per_request: int = Field(4096, ge=1, description="Most items one request may carry (413 beyond).")
+    runner: Literal["hf", "fake"] = Field("hf", description="hf = the real model; fake = deterministic test runner.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
