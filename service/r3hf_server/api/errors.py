@@ -16,7 +16,10 @@ from ..errors import ServiceError
 log = logging.getLogger(__name__)
 
 _TYPE_BY_HTTP_STATUS = {404: ErrorType.NOT_FOUND, 405: ErrorType.METHOD_NOT_ALLOWED, 413: ErrorType.TOO_LARGE}
-_MALFORMED = {"json_invalid", "json_type", "model_attributes_type"}
+def _is_malformed(error: dict) -> bool:
+    """Not JSON at all, or JSON that is not an object."""
+    loc = tuple(error.get("loc", ()))
+    return error.get("type") == "json_invalid" or (error.get("type") == "model_attributes_type" and loc == ("body",))
 
 
 def error_response(error_type: ErrorType, message: str, status_code: int | None = None) -> JSONResponse:
@@ -30,7 +33,7 @@ def error_response(error_type: ErrorType, message: str, status_code: int | None 
 
 def describe_validation_error(exc: RequestValidationError) -> tuple[ErrorType, str]:
     errors = exc.errors()
-    if any(e.get("type") in _MALFORMED and tuple(e.get("loc", ())) in {("body",), ("body", 0)} for e in errors):
+    if any(_is_malformed(e) for e in errors):
         return ErrorType.MALFORMED_REQUEST, "the request body must be a JSON object"
     parts = []
     for e in errors[:5]:

@@ -1,4 +1,4 @@
-"""A short hash of exactly what scores: weights, score head, tokenizer, chat template, label index, dtype."""
+"""A short hash of exactly what scores: config, weights, score head, tokenizer, chat template, label index, dtype."""
 
 from __future__ import annotations
 
@@ -28,13 +28,14 @@ def _hash_file_edges(digest: Any, path: Path) -> None:
 
 
 def model_fingerprint(
-    *, model_dir: Path | None, head_bytes: bytes, tokenizer_json: str, chat_template: str | None,
+    *, model_dir: Path | None, config_json: str, head_bytes: bytes, tokenizer_json: str, chat_template: str | None,
     label_index: int, dtype: str, normalization: tuple[float, float] | None,
 ) -> str:
     """The score head is hashed whole (it is what makes a reward model), the rest of the weights by their edges."""
     digest = hashlib.sha256()
     for path in weight_files(model_dir):
         _hash_file_edges(digest, path)
+    digest.update(config_json.encode())
     digest.update(head_bytes)
     digest.update(tokenizer_json.encode())
     settings = {"chat_template": chat_template, "label_index": label_index, "dtype": dtype, "norm": normalization}

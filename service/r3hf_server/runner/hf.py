@@ -74,6 +74,7 @@ def _model_info(settings: Settings, loaded: LoadedModel) -> ModelInfo:
     backend = getattr(tok, "backend_tokenizer", None)
     fingerprint = model_fingerprint(
         model_dir=loaded.model_dir,
+        config_json=loaded.model.config.to_json_string(use_diff=False),
         head_bytes=b"".join(p.detach().float().cpu().numpy().tobytes() for p in loaded.head.parameters()),
         tokenizer_json=backend.to_str() if backend is not None else repr(tok),
         chat_template=getattr(tok, "chat_template", None),

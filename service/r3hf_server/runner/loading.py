@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from ..errors import ModelRefusedError
 from ..settings import DEMO_MODEL_DIR, Settings
@@ -50,6 +51,7 @@ def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
 
 
 def load_model(settings: Settings) -> LoadedModel:
+    hf_logging.disable_progress_bar()
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     common = {"revision": settings.revision, "trust_remote_code": settings.trust_remote_code}
