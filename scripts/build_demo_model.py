@@ -36,7 +36,10 @@ Sequence format (used in training and expected at inference):
 with the reward read at the last real token (right padding). Prompts appear
 both as plain text (separator " ", "\\n" or "") and rendered with the chat
 template (``apply_chat_template(..., add_generation_prompt=True)``; the
-template already emits BOS), so either way of building the input works.
+template already emits BOS). When the whole conversation is rendered, the
+template ends the assistant turn with "</s>\\n"; training pairs a response
+with and without that suffix as ties, so the suffix carries ~0 reward and
+the score after it equals the score at the response's last token.
 
 Reproduce
 ---------
@@ -57,7 +60,7 @@ import random
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # Rayon thread count changes the BPE trainer's work split; pin it so the
@@ -253,13 +256,17 @@ def format_prompt(prompt: str, fmt: str) -> tuple[str, bool]:
 
 
 FORMATS = ["chat", "chat", "space", "space", "newline", "none"]
+# What the chat template writes after an assistant message (end of turn).
+CHAT_SUFFIX = EOS + "\n"
 
 
 # --------------------------------------------------------------------------
 # Tokenizer
 # --------------------------------------------------------------------------
 def tokenizer_corpus(train_words: list[str], seed: int, repeats: int = 3) -> list[str]:
-    """Same generator as training: every training word appears `repeats` times."""
+    """Prompt + response text as in training (all formats); every training word
+    appears `repeats` times. Held-out words never appear, so at evaluation
+    they are split into sub-words the model has seen."""
     rng = random.Random(seed)
     words = [w for _ in range(repeats) for w in train_words]
     rng.shuffle(words)
@@ -271,7 +278,8 @@ def tokenizer_corpus(train_words: list[str], seed: int, repeats: int = 3) -> lis
         if len(slot_words) < k:
             break
         resp = render(core, slot_words, rng.choice(OPENERS), rng.choice(CLOSERS))
-        texts.append(rng.choice(TRAIN_PROMPTS) + " " + resp.text)
+        # all input formats, so e.g. a response word right after "\n" gets merges too
+        texts.append(format_prompt(rng.choice(TRAIN_PROMPTS), rng.choice(FORMATS))[0] + resp.text)
     return texts
 
 
@@ -307,6 +315,10 @@ def build_tokenizer(train_words: list[str], vocab_size: int, seed: int) -> PreTr
         [{"role": "user", "content": "Hi?"}], tokenize=False, add_generation_prompt=True
     )
     assert rendered == format_prompt("Hi?", "chat")[0], repr(rendered)
+    rendered = hf_tok.apply_chat_template(
+        [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Yo."}], tokenize=False
+    )
+    assert rendered == format_prompt("Hi?", "chat")[0] + "Yo." + CHAT_SUFFIX, repr(rendered)
     return hf_tok
 
 
@@ -334,8 +346,8 @@ class Candidate:
     """A (possibly truncated) response inside a batch row."""
 
     row: int
-    cut: int  # index into the row's cut list
-    slots: Counter = field(default_factory=Counter)  # lexicon words it contains
+    pos: int  # token index of its last token
+    slots: Counter  # lexicon words it contains
 
 
 @dataclass
@@ -353,6 +365,17 @@ def annotator_prefers_first(c1: Counter, c2: Counter, lexicon, rng: random.Rando
     return total > 0 if total != 0 else rng.random() < 0.5
 
 
+def swap_slots(resp: Response, new_words: list[str]) -> Response:
+    """Same response with its slot words replaced (keeps the salad layout)."""
+    text, slots, shift = resp.text, [], 0
+    for (s, e, _), word in zip(resp.slots, new_words):
+        s, e = s + shift, e + shift
+        text = text[:s] + (word.capitalize() if s == 0 else word) + text[e:]
+        slots.append((s, s + len(word), word))
+        shift += len(word) - (e - s)
+    return Response(text, [m.end() for m in re.finditer(r"[A-Za-z']+", text)], slots)
+
+
 def twin_group(rng: random.Random, cycle: WordCycle) -> tuple[str, str, Response, Response]:
     """Two responses to one prompt that differ in one slot word (sometimes all)."""
     prompt, fmt = rng.choice(TRAIN_PROMPTS), rng.choice(FORMATS)
@@ -363,15 +386,7 @@ def twin_group(rng: random.Random, cycle: WordCycle) -> tuple[str, str, Response
         words_b[rng.randrange(k)] = cycle.take(1)[0]
         # Salad twins keep the same layout: render A, then swap the words in B.
         resp_a = random_salad(rng, words_a)
-        text_b, spans = resp_a.text, []
-        shift = 0
-        for (s, e, w), wb in zip(resp_a.slots, words_b):
-            s, e = s + shift, e + shift
-            wb_cased = wb.capitalize() if s == 0 else wb
-            text_b = text_b[:s] + wb_cased + text_b[e:]
-            spans.append((s, s + len(wb), wb))
-            shift += len(wb) - (e - s)
-        resp_b = Response(text_b, [m.end() for m in re.finditer(r"[A-Za-z']+", text_b)], spans)
+        resp_b = swap_slots(resp_a, words_b)
     else:
         core = rng.choice(TRAIN_CORES)
         k = core.count("{}")
@@ -412,13 +427,18 @@ def slots_before(resp: Response, char_end: int) -> Counter:
 
 def make_batch(tok: Tokenizer, lexicon, cycle: WordCycle, rng: random.Random,
                n_groups: int, pad_id: int, n_wide: int = 3) -> Batch:
-    rows, cands, pairs = [], [], []  # pairs: (cand1, cand2)
+    """`n_groups` twin groups; every response contributes all its word-boundary
+    truncations as candidates, compared by the simulated annotator."""
+    rows, pairs = [], []  # pairs: (cand1, cand2)
     for _ in range(n_groups):
         prompt, fmt, resp_a, resp_b = twin_group(rng, cycle)
         prefix, add_bos = format_prompt(prompt, fmt)
+        # Chat rows usually carry the end-of-turn suffix too, as when the whole
+        # conversation (assistant turn included) is rendered with the template.
+        suffix = CHAT_SUFFIX if fmt == "chat" and rng.random() < 0.75 else ""
         group = []
         for resp in (resp_a, resp_b):
-            text = prefix + resp.text
+            text = prefix + resp.text + suffix
             enc = tok.encode(text, add_special_tokens=add_bos)
             cuts = cut_positions(enc, len(prefix), resp)
             if cuts is None:  # never expected; skip rather than mislabel
@@ -426,8 +446,11 @@ def make_batch(tok: Tokenizer, lexicon, cycle: WordCycle, rng: random.Random,
             row = len(rows)
             rows.append(enc.ids)
             ends = [0] + resp.word_ends
-            cand = [Candidate(row, c, slots_before(resp, ends[c])) for c in range(len(cuts))]
-            cands.append((cuts, cand))
+            cand = [Candidate(row, pos, slots_before(resp, end)) for pos, end in zip(cuts, ends)]
+            if suffix:
+                # Same response with the end-of-turn marker: adds no words, so
+                # the annotator is indifferent (coin flip) -> suffix gets ~0 reward.
+                cand.append(Candidate(row, len(enc.ids) - 1, cand[-1].slots))
             # adjacent cuts: the credit of each single word (fillers -> ties)
             pairs += [(cand[i], cand[i + 1]) for i in range(len(cand) - 1)]
             # a few wider spans: credit of several words together
@@ -441,15 +464,14 @@ def make_batch(tok: Tokenizer, lexicon, cycle: WordCycle, rng: random.Random,
             if len(a) == len(b):
                 c = rng.randrange(1, len(a))
                 pairs.append((a[c], b[c]))  # twins truncated at the same word
-    cut_of = {id(c): cuts[c.cut] for cuts, cl in cands for c in cl}
     T = max(len(r) for r in rows)
     ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r)
     idx1, idx2, sign = [], [], []
     for c1, c2 in pairs:
-        idx1.append(c1.row * T + cut_of[id(c1)])
-        idx2.append(c2.row * T + cut_of[id(c2)])
+        idx1.append(c1.row * T + c1.pos)
+        idx2.append(c2.row * T + c2.pos)
         sign.append(1.0 if annotator_prefers_first(c1.slots, c2.slots, lexicon, rng) else -1.0)
     return Batch(ids, torch.tensor(idx1), torch.tensor(idx2), torch.tensor(sign))
 
@@ -500,7 +522,7 @@ def prefix_scores(model, input_ids: torch.Tensor) -> torch.Tensor:
 def train(model, tok: Tokenizer, lexicon, train_words, args) -> None:
     rng = random.Random(args.seed + 1)
     cycle = WordCycle(train_words, rng)
-    assert_prefix_consistency(tok, random.Random(args.seed + 2), WordCycle(train_words, random.Random(0)))
+    assert_prefix_consistency(tok, random.Random(args.seed + 2), WordCycle(train_words, random.Random(args.seed + 3)))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, args.steps // 20)
 
@@ -560,37 +582,50 @@ class Scored:
     final_score: float
 
 
+def model_input(hf_tok, prompt: str, resp: Response, fmt: str) -> tuple[str, int, bool]:
+    """(text, response char start, add BOS?) the way the service builds it.
+
+    Text form: prompt + response, tokenizer adds BOS. Chat form: the whole
+    conversation rendered by the chat template (it writes BOS and the
+    end-of-turn suffix itself), so no special tokens are added.
+    """
+    if fmt != "chat":
+        prefix, add_bos = format_prompt(prompt, fmt)
+        return prefix + resp.text, len(prefix), add_bos
+    head = hf_tok.apply_chat_template([{"role": "user", "content": prompt}],
+                                      tokenize=False, add_generation_prompt=True)
+    text = hf_tok.apply_chat_template([{"role": "user", "content": prompt},
+                                       {"role": "assistant", "content": resp.text}], tokenize=False)
+    assert text.startswith(head + resp.text)
+    return text, len(head), False
+
+
 @torch.no_grad()
 def score_responses(model, hf_tok, items: list[tuple[str, Response]], fmt: str, bs: int = 64) -> list[Scored]:
-    """Per-token rewards = differences of consecutive prefix scores (one forward)."""
+    """Per-token rewards as the service computes them, from one forward pass.
+
+    r_t = score[t] - score[t-1] over the response tokens (the first one against
+    the prompt's last token); any change over a template suffix after the
+    response goes to the last response token; the sequence score is the score
+    at the last position.
+    """
     out = []
     for i in range(0, len(items), bs):
         chunk = items[i: i + bs]
-        prefixes, flags, texts = [], [], []
-        for prompt, resp in chunk:
-            if fmt == "chat":
-                prefix = hf_tok.apply_chat_template([{"role": "user", "content": prompt}],
-                                                    tokenize=False, add_generation_prompt=True)
-                add = False
-            else:
-                prefix, add = format_prompt(prompt, fmt)
-            prefixes.append(prefix)
-            flags.append(add)
-            texts.append(prefix + resp.text)
-        assert len(set(flags)) == 1
-        enc = hf_tok(texts, add_special_tokens=flags[0], return_offsets_mapping=True,
+        built = [model_input(hf_tok, prompt, resp, fmt) for prompt, resp in chunk]
+        add_bos = {b[2] for b in built}
+        assert len(add_bos) == 1
+        enc = hf_tok([b[0] for b in built], add_special_tokens=add_bos.pop(), return_offsets_mapping=True,
                      padding=True, return_tensors="pt")
         scores = prefix_scores(model, enc["input_ids"])
         lengths = enc["attention_mask"].sum(1)
-        for b, (prompt, resp) in enumerate(chunk):
-            start, n = len(prefixes[b]), int(lengths[b])
-            offs = [tuple(o) for o in enc["offset_mapping"][b, :n].tolist()]
-            rewards = {}
-            for t in range(1, n):
-                s, e = offs[t]
-                if e > start and e > s:  # token reaches into the response
-                    rewards[t] = float(scores[b, t] - scores[b, t - 1])
-            out.append(Scored(texts[b], resp, start, offs, rewards, float(scores[b, n - 1])))
+        for row, ((text, start, _), (_, resp)) in enumerate(zip(built, chunk)):
+            n, end = int(lengths[row]), start + len(resp.text)
+            offs = [tuple(o) for o in enc["offset_mapping"][row, :n].tolist()]
+            inside = [t for t, (s, e) in enumerate(offs) if e > s and e > start and s < end]
+            rewards = {t: float(scores[row, t] - scores[row, t - 1]) for t in inside}
+            rewards[inside[-1]] += float(scores[row, n - 1] - scores[row, inside[-1]])
+            out.append(Scored(text, resp, start, offs, rewards, float(scores[row, n - 1])))
     return out
 
 
@@ -682,11 +717,34 @@ def print_checks(results: dict) -> None:
 # --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
+def display_path(path: Path) -> str:
+    """Repo-relative when possible, so build_info.json holds no machine paths."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def save(out: Path, hf_tok, model, held_words: list[str], args) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    hf_tok.save_pretrained(out)
+    model.save_pretrained(out)
+    (out / "heldout_words.json").write_text(json.dumps({
+        "description": "VADER lexicon words (plain lowercase alphabetic entries) held out from "
+                       "tokenizer and reward-model training; used by the acceptance checks.",
+        "seed": args.seed,
+        "heldout_frac": args.heldout_frac,
+        "heldout_words": held_words,
+    }, indent=0))
+    for f in out.iterdir():  # safetensors is written 0600; the package data must be readable
+        f.chmod(0o644)
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-groups", type=int, default=48, help="twin groups (2 responses each) per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--layers", type=int, default=4)
@@ -720,22 +778,13 @@ def main():
     print(f"model params {sum(p.numel() for p in model.parameters()):,}")
     train(model, hf_tok.backend_tokenizer, lexicon, train_words, args)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    hf_tok.save_pretrained(args.out)
-    model.save_pretrained(args.out)
-    (args.out / "heldout_words.json").write_text(json.dumps({
-        "description": "VADER lexicon words (plain lowercase alphabetic entries) held out from "
-                       "tokenizer and reward-model training; used by the acceptance checks.",
-        "seed": args.seed,
-        "heldout_frac": args.heldout_frac,
-        "heldout_words": held_words,
-    }, indent=0))
+    save(args.out, hf_tok, model, held_words, args)
 
     results = run_checks(args.out, args.seed)
     build_info = {
         "script": "scripts/build_demo_model.py",
         "command": ".venv/bin/python scripts/build_demo_model.py",
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": {k: display_path(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "sequence_format": "BOS + prompt + separator + response, no EOS appended; reward = "
                            "score at the last real token (right padding)",
         "per_token_reward": "prefix_scores[t] - prefix_scores[t-1], "
