@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .errors import NotReadyError, ServiceError
 from .runner.base import EncodedItem
@@ -18,10 +19,49 @@ PrefixScores = list[float]
 RunBatch = Callable[[Sequence[EncodedItem]], list[PrefixScores]]
 
 
+@dataclass(frozen=True)
+class ScoredItem:
+    """What an item's future resolves to: its prefix scores and where its time went."""
+
+    prefix_scores: PrefixScores
+    queue_seconds: float
+    inference_seconds: float
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    size: int
+    tokens: int
+    padded_tokens: int
+    inference_seconds: float
+
+
+class BatchObserver(Protocol):
+    """Hooks for metrics; the api layer implements them (the batcher knows nothing of Prometheus)."""
+
+    def batch_done(self, stats: BatchStats) -> None: ...
+
+    def item_dequeued(self, queue_seconds: float) -> None: ...
+
+    def item_skipped(self) -> None: ...
+
+
+class _NoObserver:
+    def batch_done(self, stats: BatchStats) -> None:
+        pass
+
+    def item_dequeued(self, queue_seconds: float) -> None:
+        pass
+
+    def item_skipped(self) -> None:
+        pass
+
+
 @dataclass
 class _Pending:
     item: EncodedItem
     future: asyncio.Future = field(repr=False)
+    enqueued_at: float = field(default_factory=time.perf_counter)
 
 
 def padded_cost(lengths: Sequence[int]) -> int:
@@ -46,9 +86,11 @@ def cut_batches(pending: list[_Pending], max_batch_tokens: int, max_batch_size: 
 
 class TokenBudgetBatcher:
     def __init__(
-        self, run_batch: RunBatch, *, max_batch_tokens: int, max_batch_size: int, max_wait_s: float
+        self, run_batch: RunBatch, *, max_batch_tokens: int, max_batch_size: int, max_wait_s: float,
+        observer: BatchObserver | None = None,
     ) -> None:
         self._run_batch = run_batch
+        self.observer: BatchObserver = observer or _NoObserver()
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
@@ -87,6 +129,8 @@ class TokenBudgetBatcher:
             pending = await self._collect()
             for batch in cut_batches(pending, self.max_batch_tokens, self.max_batch_size):
                 live = [p for p in batch if not p.future.done()]  # skip items whose request was cancelled
+                for _ in range(len(batch) - len(live)):
+                    self.observer.item_skipped()
                 if live:
                     await self._run(live)
 
@@ -110,6 +154,9 @@ class TokenBudgetBatcher:
     async def _run(self, batch: list[_Pending]) -> None:
         items = [p.item for p in batch]
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        for p in batch:
+            self.observer.item_dequeued(started - p.enqueued_at)
         try:
             results = await loop.run_in_executor(self._executor, self._run_batch, items)
             if len(results) != len(items):
@@ -119,9 +166,12 @@ class TokenBudgetBatcher:
             for p in batch:
                 _resolve_error(p.future, exc)
             return
+        elapsed = time.perf_counter() - started
+        lengths = [len(item) for item in items]
+        self.observer.batch_done(BatchStats(len(items), sum(lengths), padded_cost(lengths), elapsed))
         for p, scores in zip(batch, results):
             if not p.future.done():
-                p.future.set_result(scores)
+                p.future.set_result(ScoredItem(scores, started - p.enqueued_at, elapsed))
 
 
 def _resolve_error(future: asyncio.Future, exc: BaseException) -> None:

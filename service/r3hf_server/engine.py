@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .batcher import TokenBudgetBatcher
+from .batcher import ScoredItem, TokenBudgetBatcher
 from .errors import InvalidInputError, NonFiniteOutputError, TooLargeError
 from .redistribution import ItemScores, RedistributionOptions, all_finite, sequence_scores, token_rewards
 from .runner.base import EncodedItem, ItemInput, ModelInfo, Runner, TruncationMode
@@ -17,6 +18,19 @@ from .runner.base import EncodedItem, ItemInput, ModelInfo, Runner, TruncationMo
 class ItemOutcome:
     encoded: EncodedItem
     scores: ItemScores
+
+
+@dataclass
+class RequestTimings:
+    """Where a request's time went, for timing headers: the slowest item's queue wait and forward."""
+
+    tokenize_seconds: float = 0.0
+    queue_seconds: float = 0.0
+    inference_seconds: float = 0.0
+
+    def add(self, scored: ScoredItem) -> None:
+        self.queue_seconds = max(self.queue_seconds, scored.queue_seconds)
+        self.inference_seconds = max(self.inference_seconds, scored.inference_seconds)
 
 
 class RewardEngine:
@@ -37,38 +51,45 @@ class RewardEngine:
 
     async def token_rewards(
         self, inputs: Sequence[ItemInput], options: RedistributionOptions, truncation: TruncationMode,
-        with_tokens: bool,
+        with_tokens: bool, timings: RequestTimings | None = None,
     ) -> list[ItemOutcome]:
-        scored = await self._prefix_scores(inputs, truncation, with_tokens)
+        scored = await self._prefix_scores(inputs, truncation, with_tokens, timings or RequestTimings())
         return [
             ItemOutcome(item, token_rewards(scores, item.response_start, item.response_end, options))
             for item, scores in scored
         ]
 
-    async def score(self, inputs: Sequence[ItemInput], truncation: TruncationMode) -> list[ItemOutcome]:
+    async def score(
+        self, inputs: Sequence[ItemInput], truncation: TruncationMode, timings: RequestTimings | None = None
+    ) -> list[ItemOutcome]:
         outcomes = []
-        for item, scores in await self._prefix_scores(inputs, truncation, with_tokens=False):
+        for item, scores in await self._prefix_scores(inputs, truncation, False, timings or RequestTimings()):
             score, prompt_score = sequence_scores(scores, item.response_start, item.response_end)
             outcomes.append(ItemOutcome(item, ItemScores(score, prompt_score, [])))
         return outcomes
 
     async def _prefix_scores(
-        self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool
+        self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool, timings: RequestTimings
     ) -> list[tuple[EncodedItem, list[float]]]:
         if len(inputs) > self.max_items_per_request:
             raise TooLargeError(
                 f"{len(inputs)} items in one request exceed the limit of {self.max_items_per_request}; split it"
             )
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         encoded = await loop.run_in_executor(self._tokenize_pool, self._encode_all, inputs, truncation, with_tokens)
+        timings.tokenize_seconds = time.perf_counter() - started
         to_run = [item for item in encoded if len(item) > 0]  # an empty prompt and response reads no token
         futures = [self.batcher.submit(item) for item in to_run]
         try:
-            results = iter(await asyncio.gather(*futures))
+            done: list[ScoredItem] = await asyncio.gather(*futures)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
+        for item_scores in done:
+            timings.add(item_scores)
+        results = iter(d.prefix_scores for d in done)
         scored = [(item, next(results) if len(item) > 0 else []) for item in encoded]
         for index, (_, scores) in enumerate(scored):
             if not all_finite(scores):

@@ -127,3 +127,24 @@ def test_openapi_documents_every_field():
     for model in (TokenRewardsRequest, TokenRewardResult):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"
+
+
+def test_timing_headers_and_batch_metrics_move_with_traffic(fake_client):
+    def sample(name):
+        for line in fake_client.get("/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+
+    before = {m: sample(m) for m in ("r3hf_batch_size_count", "r3hf_queue_duration_seconds_count",
+                                     "r3hf_inference_duration_seconds_count", "r3hf_tokenize_duration_seconds_count",
+                                     "r3hf_batch_tokens_sum")}
+    r = fake_client.post("/token_rewards", json={"items": [{"prompt": "ab", "response": "cd"}] * 3})
+    for header in ("x-total-time", "x-queue-time", "x-tokenization-time", "x-inference-time"):
+        assert float(r.headers[header]) >= 0.0
+    after = {m: sample(m) for m in before}
+    assert after["r3hf_queue_duration_seconds_count"] - before["r3hf_queue_duration_seconds_count"] == 3
+    assert after["r3hf_batch_tokens_sum"] - before["r3hf_batch_tokens_sum"] == 15
+    assert after["r3hf_tokenize_duration_seconds_count"] > before["r3hf_tokenize_duration_seconds_count"]
+    assert after["r3hf_batch_size_count"] > before["r3hf_batch_size_count"]
+    assert after["r3hf_inference_duration_seconds_count"] > before["r3hf_inference_duration_seconds_count"]

@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
             max_batch_tokens=settings.max_batch_tokens,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_wait_ms / 1000.0,
+            observer=app.state.metrics,
         )
         await batcher.start()
         engine = RewardEngine(model, batcher, max_items_per_request=settings.max_items_per_request)

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from r3hf_client import wire
 
 from .. import __version__
-from ..engine import RewardEngine
+from ..engine import RequestTimings, RewardEngine
 from ..errors import NotReadyError
 from ..redistribution import RedistributionOptions
 from . import convert
@@ -32,8 +32,15 @@ def _engine(request: Request) -> RewardEngine:
     return engine
 
 
-def _observe(request: Request, route: str, outcomes: list) -> None:
+def _observe(request: Request, response: Response, route: str, outcomes: list, timings: RequestTimings) -> None:
+    for name, seconds in (
+        ("x-tokenization-time", timings.tokenize_seconds),
+        ("x-queue-time", timings.queue_seconds),
+        ("x-inference-time", timings.inference_seconds),
+    ):
+        response.headers[name] = f"{seconds * 1000:.2f}"
     metrics = request.app.state.metrics
+    metrics.tokenize_duration.observe(timings.tokenize_seconds)
     metrics.items.labels(route).inc(len(outcomes))
     for outcome in outcomes:
         metrics.input_tokens.observe(len(outcome.encoded))
@@ -43,13 +50,15 @@ def _observe(request: Request, route: str, outcomes: list) -> None:
     "/token_rewards", operation_id="token_rewards", response_model=wire.TokenRewardsResponse, responses=_ERRORS,
     summary="Sequence scores and per-token R3HF rewards from one forward pass per item",
 )
-async def token_rewards(body: wire.TokenRewardsRequest, request: Request) -> wire.TokenRewardsResponse:
-    engine = _engine(request)
+async def token_rewards(
+    body: wire.TokenRewardsRequest, request: Request, response: Response
+) -> wire.TokenRewardsResponse:
+    engine, timings = _engine(request), RequestTimings()
     options = RedistributionOptions(body.redistribution, body.beta, body.baseline)
     outcomes = await engine.token_rewards(
-        [convert.to_input(i) for i in body.items], options, body.truncation, body.return_tokens
+        [convert.to_input(i) for i in body.items], options, body.truncation, body.return_tokens, timings
     )
-    _observe(request, "/token_rewards", outcomes)
+    _observe(request, response, "/token_rewards", outcomes, timings)
     return wire.TokenRewardsResponse(
         model=engine.info.name, fingerprint=engine.info.fingerprint, usage=convert.usage(outcomes),
         results=[convert.token_reward_result(i, o, body.return_tokens) for i, o in enumerate(outcomes)],
@@ -60,10 +69,10 @@ async def token_rewards(body: wire.TokenRewardsRequest, request: Request) -> wir
     "/score", operation_id="score", response_model=wire.ScoreResponse, responses=_ERRORS,
     summary="Sequence scores R(x, y) (and R(x, empty)) only",
 )
-async def score(body: wire.ScoreRequest, request: Request) -> wire.ScoreResponse:
-    engine = _engine(request)
-    outcomes = await engine.score([convert.to_input(i) for i in body.items], body.truncation)
-    _observe(request, "/score", outcomes)
+async def score(body: wire.ScoreRequest, request: Request, response: Response) -> wire.ScoreResponse:
+    engine, timings = _engine(request), RequestTimings()
+    outcomes = await engine.score([convert.to_input(i) for i in body.items], body.truncation, timings)
+    _observe(request, response, "/score", outcomes, timings)
     return wire.ScoreResponse(
         model=engine.info.name, fingerprint=engine.info.fingerprint, usage=convert.usage(outcomes),
         results=[convert.score_result(i, o) for i, o in enumerate(outcomes)],

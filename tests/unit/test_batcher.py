@@ -1,0 +1,116 @@
+import asyncio
+
+import pytest
+
+from r3hf_server.batcher import TokenBudgetBatcher, _Pending, cut_batches, padded_cost
+from r3hf_server.errors import ServiceError
+from r3hf_server.runner.base import EncodedItem
+
+
+def item(n: int) -> EncodedItem:
+    return EncodedItem(input_ids=tuple(range(n)), response_start=0, response_end=n)
+
+
+def pending(lengths):
+    return [_Pending(item(n), future=None) for n in lengths]  # type: ignore[arg-type]
+
+
+def test_batches_are_sorted_and_fit_the_token_budget():
+    batches = cut_batches(pending([5, 50, 7, 48, 6, 49]), max_batch_tokens=100, max_batch_size=8)
+    for batch in batches:
+        lengths = [len(p.item) for p in batch]
+        assert lengths == sorted(lengths) and padded_cost(lengths) <= 100
+    assert sorted(len(p.item) for b in batches for p in b) == [5, 6, 7, 48, 49, 50]
+
+
+def test_an_item_over_the_budget_runs_alone_instead_of_being_dropped():
+    batches = cut_batches(pending([3, 500, 4]), max_batch_tokens=100, max_batch_size=8)
+    assert [[len(p.item) for p in b] for b in batches] == [[3, 4], [500]]
+
+
+def test_max_batch_size_caps_the_count():
+    batches = cut_batches(pending([1] * 10), max_batch_tokens=10_000, max_batch_size=4)
+    assert [len(b) for b in batches] == [4, 4, 2]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def with_batcher(run_batch, body, **kwargs):
+    batcher = TokenBudgetBatcher(run_batch, max_batch_tokens=64, max_batch_size=8, max_wait_s=0.01, **kwargs)
+    await batcher.start()
+    try:
+        return await body(batcher)
+    finally:
+        await batcher.stop()
+
+
+def test_each_future_gets_its_own_items_scores():
+    def scores(batch):
+        return [[float(len(i))] * len(i) for i in batch]
+
+    async def body(batcher):
+        futures = [batcher.submit(item(n)) for n in (3, 9, 1, 5)]
+        return [f.prefix_scores for f in await asyncio.gather(*futures)]
+
+    assert run(with_batcher(scores, body)) == [[3.0] * 3, [9.0] * 9, [1.0], [5.0] * 5]
+
+
+def test_a_failing_batch_fails_only_its_items_and_the_worker_lives_on():
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("device error with secret details")
+        return [[0.0] * len(i) for i in batch]
+
+    async def body(batcher):
+        first = batcher.submit(item(4))
+        with pytest.raises(ServiceError) as excinfo:
+            await first
+        assert "secret" not in excinfo.value.message
+        second = await batcher.submit(item(4))
+        return batcher.alive, second.prefix_scores
+
+    assert run(with_batcher(flaky, body)) == (True, [0.0] * 4)
+
+
+def test_a_runner_returning_the_wrong_count_fails_loudly():
+    async def body(batcher):
+        with pytest.raises(ServiceError):
+            await batcher.submit(item(2))
+        return batcher.alive
+
+    assert run(with_batcher(lambda batch: [], body)) is True
+
+
+def test_cancelled_items_are_skipped_before_the_forward():
+    seen = []
+
+    class Observer:
+        skipped = 0
+
+        def batch_done(self, stats):
+            pass
+
+        def item_dequeued(self, queue_seconds):
+            pass
+
+        def item_skipped(self):
+            Observer.skipped += 1
+
+    def record(batch):
+        seen.extend(len(i) for i in batch)
+        return [[0.0] * len(i) for i in batch]
+
+    async def body(batcher):
+        gone = batcher.submit(item(7))
+        gone.cancel()
+        kept = batcher.submit(item(3))
+        await kept
+        return seen
+
+    assert run(with_batcher(record, body, observer=Observer())) == [3]
+    assert Observer.skipped == 1
