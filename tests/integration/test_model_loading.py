@@ -80,3 +80,10 @@ def test_the_cli_exits_with_the_reason_for_a_refused_model(tiny_root, tmp_path):
     )
     assert proc.returncode == 2
     assert "refusing to serve" in proc.stderr and "initialised at random" in proc.stderr
+
+
+def test_fingerprint_does_not_depend_on_where_the_model_lives(tiny_root, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_root / "llama", tmp_path / "elsewhere")
+    assert load(tmp_path / "elsewhere").info.fingerprint == load(tiny_root / "llama").info.fingerprint

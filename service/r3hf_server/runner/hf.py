@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 
@@ -74,7 +75,7 @@ def _model_info(settings: Settings, loaded: LoadedModel) -> ModelInfo:
     backend = getattr(tok, "backend_tokenizer", None)
     fingerprint = model_fingerprint(
         model_dir=loaded.model_dir,
-        config_json=loaded.model.config.to_json_string(use_diff=False),
+        config_json=_config_json(loaded.model.config),
         head_bytes=b"".join(p.detach().float().cpu().numpy().tobytes() for p in loaded.head.parameters()),
         tokenizer_json=backend.to_str() if backend is not None else repr(tok),
         chat_template=getattr(tok, "chat_template", None),
@@ -95,6 +96,12 @@ def _model_info(settings: Settings, loaded: LoadedModel) -> ModelInfo:
         score_normalization=loaded.normalization,
         has_chat_template=getattr(tok, "chat_template", None) is not None,
     )
+
+
+def _config_json(config) -> str:  # type: ignore[no-untyped-def]
+    """The config minus where it was loaded from, so the same model gets the same fingerprint in any directory."""
+    fields = {k: v for k, v in config.to_dict().items() if not k.startswith("_")}
+    return json.dumps(fields, sort_keys=True, default=str)
 
 
 def verify_per_position_head(runner: HFRunner) -> None:
