@@ -12,6 +12,7 @@ from typing import Protocol
 
 from .errors import NotReadyError, ServiceError
 from .runner.base import EncodedItem
+from .runner.planning import BatchPolicy, batching_order
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +70,25 @@ def padded_cost(lengths: Sequence[int]) -> int:
     return max(lengths) * len(lengths) if lengths else 0
 
 
-def cut_batches(pending: list[_Pending], max_batch_tokens: int, max_batch_size: int) -> list[list[_Pending]]:
-    """Sort by length, then cut greedily so each batch's padded cost fits the budget (an over-budget item runs alone)."""
+def cut_batches(
+    pending: list[_Pending], max_batch_tokens: int, max_batch_size: int, policy: BatchPolicy = BatchPolicy()
+) -> list[list[_Pending]]:
+    """Sort by length (shared-prompt groups kept together), then cut greedily so each batch's cost fits the budget.
+
+    The cost is what the runner's forward passes will occupy (padding included); an item over the budget runs
+    alone rather than being dropped.
+    """
+    items = [p.item for p in pending]
     batches: list[list[_Pending]] = []
     current: list[_Pending] = []
-    for entry in sorted(pending, key=lambda p: len(p.item)):
-        lengths = [len(p.item) for p in current] + [len(entry.item)]
-        if current and (padded_cost(lengths) > max_batch_tokens or len(lengths) > max_batch_size):
+    meter = policy.meter()
+    for index in batching_order(items, policy):
+        item = items[index]
+        if current and (meter.cost_with(item) > max_batch_tokens or meter.count >= max_batch_size):
             batches.append(current)
-            current = []
-        current.append(entry)
+            current, meter = [], policy.meter()
+        current.append(pending[index])
+        meter.add(item)
     if current:
         batches.append(current)
     return batches
@@ -87,9 +97,10 @@ def cut_batches(pending: list[_Pending], max_batch_tokens: int, max_batch_size: 
 class TokenBudgetBatcher:
     def __init__(
         self, run_batch: RunBatch, *, max_batch_tokens: int, max_batch_size: int, max_wait_s: float,
-        observer: BatchObserver | None = None,
+        observer: BatchObserver | None = None, policy: BatchPolicy = BatchPolicy(),
     ) -> None:
         self._run_batch = run_batch
+        self.policy = policy
         self.observer: BatchObserver = observer or _NoObserver()
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
@@ -127,7 +138,7 @@ class TokenBudgetBatcher:
     async def _loop(self) -> None:
         while True:
             pending = await self._collect()
-            for batch in cut_batches(pending, self.max_batch_tokens, self.max_batch_size):
+            for batch in cut_batches(pending, self.max_batch_tokens, self.max_batch_size, self.policy):
                 live = [p for p in batch if not p.future.done()]  # skip items whose request was cancelled
                 for _ in range(len(batch) - len(live)):
                     self.observer.item_skipped()

@@ -46,5 +46,24 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(64, ge=1, description="Most items in one forward batch.")
     max_wait_ms: float = Field(2.0, ge=0, description="How long the batcher waits for more items to fill a batch.")
     max_items_per_request: int = Field(4096, ge=1, description="Most items one request may carry (413 beyond).")
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="Attention kernels: auto = SDPA where the architecture supports it, else its default."
+    )
+    packing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Pack a batch's sequences into one row with no padding. auto = on with flash_attention_2 "
+        "(varlen kernels), off otherwise (SDPA would build a dense block mask).",
+    )
+    prompt_reuse: bool = Field(
+        True, description="Run a prompt shared by several items of a batch (GRPO groups) once, reusing its KV cache."
+    )
+    min_shared_prompt_tokens: int = Field(
+        16, ge=1, description="Shortest prompt worth a separate pass when items share it."
+    )
+    device_map: str | None = Field(
+        None,
+        description='Spread a model larger than one GPU over the node\'s GPUs (e.g. "auto", needs accelerate); '
+        "overrides --device.",
+    )
     runner: Literal["hf", "fake"] = Field("hf", description="hf = the real model; fake = deterministic test runner.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")

@@ -52,6 +52,7 @@ def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
 
 def load_model(settings: Settings) -> LoadedModel:
     hf_logging.disable_progress_bar()
+    settings = _usable_device_map(settings)
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     common = {"revision": settings.revision, "trust_remote_code": settings.trust_remote_code}
@@ -63,6 +64,8 @@ def load_model(settings: Settings) -> LoadedModel:
     if not getattr(tokenizer, "is_fast", True):
         raise ModelRefusedError("a fast tokenizer is required (character offsets locate the response)")
     head_name, head = _find_head(model, config.num_labels)
+    if settings.device_map:
+        device = model.get_input_embeddings().weight.device
     return LoadedModel(
         model=model,
         backbone=getattr(model, model.base_model_prefix),
@@ -76,6 +79,20 @@ def load_model(settings: Settings) -> LoadedModel:
         normalization=_normalization(config),
         max_length=_max_length(settings.max_length, tokenizer, config),
     )
+
+
+def _usable_device_map(settings: Settings) -> Settings:
+    """device_map spreads a model over GPUs; without any it falls back to --device, said in the log."""
+    if not settings.device_map:
+        return settings
+    if not torch.cuda.is_available():
+        log.warning("--device-map %s ignored: no CUDA device; loading on %s", settings.device_map, settings.device)
+        return settings.model_copy(update={"device_map": None})
+    try:
+        import accelerate  # noqa: F401
+    except ImportError as exc:
+        raise ModelRefusedError("--device-map needs the accelerate package: pip install accelerate") from exc
+    return settings
 
 
 def _refuse_encoder_decoder(config: Any) -> None:
@@ -104,18 +121,23 @@ def _load_weights(settings: Settings, config: Any, dtype: torch.dtype, device: t
     if settings.head_name:
         # A head saved under another name (OpenRLHF's value_head) is loaded into the architecture's `score`.
         kwargs["key_mapping"] = {rf"^{re.escape(settings.head_name)}\.": "score."}
-    if device.type == "cuda":
+    if settings.device_map:
+        kwargs["device_map"] = settings.device_map
+    elif device.type == "cuda":
         kwargs["device_map"] = str(device)
+    attention = "sdpa" if settings.attn_implementation == "auto" else settings.attn_implementation
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            settings.model, config=config, attn_implementation="sdpa", **kwargs
+            settings.model, config=config, attn_implementation=attention, **kwargs
         )
     except (ValueError, ImportError) as exc:
-        if "sdpa" not in str(exc).lower():
+        if settings.attn_implementation != "auto" or "sdpa" not in str(exc).lower():
             raise
         log.info("%s does not support SDPA attention; using its default", config.model_type)
         model, info = AutoModelForSequenceClassification.from_pretrained(settings.model, config=config, **kwargs)
     _refuse_missing_weights(info, settings.head_name)
+    if settings.device_map:  # accelerate placed the layers; the inputs go where the embeddings are
+        return model.eval()
     return model.to(device).eval()
 
 

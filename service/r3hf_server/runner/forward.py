@@ -1,0 +1,99 @@
+"""Three ways to get per-position scores from one forward pass, all equal to each other within float rounding.
+
+- padded: right-padded rows. Right padding keeps every real token at its natural position and causal attention
+  keeps padding out of every real position, so an item's scores do not depend on its batch mates.
+- packed: every sequence in one row, positions restarting at 0 for each; transformers turns the position resets
+  into a block-diagonal causal mask (flash-attention varlen on CUDA: no padding at all).
+- shared prompt: items with identical prompt tokens (GRPO groups) run the prompt once and their responses against
+  its KV cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+Ids = Sequence[int]
+
+
+@dataclass
+class ScoreHead:
+    """The model's pieces a forward needs: the backbone, the head, which output and its normalisation."""
+
+    backbone: Any
+    head: Any
+    label_index: int
+    normalization: tuple[float, float] | None
+    device: torch.device
+    pad_id: int
+
+    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        scores = self.head(hidden)[..., self.label_index].float()
+        if self.normalization is not None:
+            mean, std = self.normalization
+            scores = (scores - mean) / std
+        return scores
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+
+def right_padded(sequences: Sequence[Ids], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        mask[row, : len(ids)] = 1
+    return input_ids, mask
+
+
+def padded_forward(model: ScoreHead, sequences: Sequence[Ids]) -> list[list[float]]:
+    input_ids, mask = right_padded(sequences, model.pad_id)
+    with torch.inference_mode():
+        hidden = model.backbone(
+            input_ids=model.to_device(input_ids), attention_mask=model.to_device(mask), use_cache=False
+        ).last_hidden_state
+        scores = model.scores(hidden).cpu()
+    return [scores[row, : len(ids)].tolist() for row, ids in enumerate(sequences)]
+
+
+def packed_forward(model: ScoreHead, sequences: Sequence[Ids]) -> list[list[float]]:
+    flat = torch.tensor([t for ids in sequences for t in ids], dtype=torch.long)[None]
+    positions = torch.cat([torch.arange(len(ids)) for ids in sequences])[None]
+    with torch.inference_mode():
+        # No attention mask and no cache: that is what tells transformers the row holds packed sequences.
+        hidden = model.backbone(
+            input_ids=model.to_device(flat), position_ids=model.to_device(positions), use_cache=False
+        ).last_hidden_state
+        scores = model.scores(hidden)[0].cpu().tolist()
+    out, start = [], 0
+    for ids in sequences:
+        out.append(scores[start : start + len(ids)])
+        start += len(ids)
+    return out
+
+
+def shared_prompt_forward(model: ScoreHead, prompt: Ids, responses: Sequence[Ids]) -> list[list[float]]:
+    """Prefix scores of ``prompt + response`` for each response, computing the prompt once."""
+    prompt_ids = torch.tensor([list(prompt)], dtype=torch.long)
+    response_ids, response_mask = right_padded(responses, model.pad_id)
+    n, width = response_ids.shape
+    with torch.inference_mode():
+        out = model.backbone(input_ids=model.to_device(prompt_ids), use_cache=True)
+        prompt_scores = model.scores(out.last_hidden_state)[0].cpu().tolist()
+        cache = out.cache  # transformers 5 names the KV cache `cache` (formerly past_key_values)
+        cache.batch_repeat_interleave(n)
+        mask = torch.cat([torch.ones(n, len(prompt), dtype=torch.long), response_mask], dim=1)
+        positions = (len(prompt) + torch.arange(width)).expand(n, width)
+        hidden = model.backbone(
+            input_ids=model.to_device(response_ids), attention_mask=model.to_device(mask),
+            position_ids=model.to_device(positions), cache=cache, use_cache=True,
+        ).last_hidden_state
+        scores = model.scores(hidden).cpu()
+    return [prompt_scores + scores[row, : len(r)].tolist() for row, r in enumerate(responses)]
