@@ -11,14 +11,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from r3hf_client.errors import ErrorType
+
 from .. import __version__
 from ..batcher import TokenBudgetBatcher
 from ..engine import RewardEngine
 from ..runner.base import Runner
+from ..runner.planning import BatchPolicy
 from ..settings import Settings
+from .disconnect import install_disconnect_handler
 from .errors import install_error_handlers
-from .metrics import Metrics
-from .routes import router
+from .metrics import PROBE_ROUTES, Metrics
+from .routes import is_ready, router
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_wait_ms / 1000.0,
             observer=app.state.metrics,
+            policy=getattr(model, "batch_policy", BatchPolicy()),
         )
         await batcher.start()
         engine = RewardEngine(model, batcher, max_items_per_request=settings.max_items_per_request)
@@ -53,7 +58,6 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
             yield
         finally:
             app.state.stopping = True
-            app.state.metrics.model_ready.set(0)
             await batcher.stop()
             engine.close()
 
@@ -68,7 +72,9 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
     app.state.engine = None
     app.state.stopping = False
     app.state.metrics = Metrics()
+    app.state.metrics.batch_token_budget.set(settings.max_batch_tokens)
     install_error_handlers(app)
+    install_disconnect_handler(app)
     app.include_router(router)
     app.middleware("http")(_bookkeeping)
     return app
@@ -79,28 +85,33 @@ def _publish(app: FastAPI, engine: RewardEngine) -> None:
     metrics.build_info.labels(__version__, info.name, info.fingerprint, info.dtype, info.device).set(1)
     metrics.watch_queue(lambda: engine.batcher.queue_depth)
     app.state.engine = engine
-    metrics.model_ready.set(1)
+    metrics.watch_ready(lambda: is_ready(app))
 
 
 async def _bookkeeping(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
     """Request id echo, total-time header, in-flight gauge and request counters."""
     metrics: Metrics = request.app.state.metrics
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    route = request.url.path
+    is_load = request.url.path not in PROBE_ROUTES
     started = time.perf_counter()
-    metrics.in_flight.inc()
+    if is_load:
+        metrics.in_flight.inc()
     try:
         response = await call_next(request)
+    except Exception:  # the catch-all 500 handler sits outside this middleware: count the 500 here
+        metrics.request_done(_route_label(request), 500, ErrorType.INTERNAL.value, time.perf_counter() - started)
+        raise
     finally:
-        metrics.in_flight.dec()
+        if is_load:
+            metrics.in_flight.dec()
     elapsed = time.perf_counter() - started
     response.headers["x-request-id"] = request_id
     response.headers["x-total-time"] = f"{elapsed * 1000:.2f}"
-    if route in _ROUTES:
-        error_type = response.headers.get("x-error-type", "")
-        metrics.requests.labels(route, str(response.status_code), error_type).inc()
-        metrics.request_duration.labels(route).observe(elapsed)
+    metrics.request_done(_route_label(request), response.status_code, response.headers.get("x-error-type", ""), elapsed)
     return response
 
 
-_ROUTES = {"/token_rewards", "/score", "/info", "/health", "/ready", "/metrics"}
+def _route_label(request: Request) -> str:
+    """The matched route's template (bounded label values); unknown paths share one label."""
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "other"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -13,6 +13,7 @@ from ..engine import RequestTimings, RewardEngine
 from ..errors import NotReadyError
 from ..redistribution import RedistributionOptions
 from . import convert
+from .disconnect import unless_disconnected
 
 router = APIRouter()
 
@@ -39,11 +40,8 @@ def _observe(request: Request, response: Response, route: str, outcomes: list, t
         ("x-inference-time", timings.inference_seconds),
     ):
         response.headers[name] = f"{seconds * 1000:.2f}"
-    metrics = request.app.state.metrics
-    metrics.tokenize_duration.observe(timings.tokenize_seconds)
-    metrics.items.labels(route).inc(len(outcomes))
-    for outcome in outcomes:
-        metrics.input_tokens.observe(len(outcome.encoded))
+    token_counts = [len(outcome.encoded) for outcome in outcomes]
+    request.app.state.metrics.items_scored(route, token_counts, timings.tokenize_seconds)
 
 
 @router.post(
@@ -55,13 +53,15 @@ async def token_rewards(
 ) -> wire.TokenRewardsResponse:
     engine, timings = _engine(request), RequestTimings()
     options = RedistributionOptions(body.redistribution, body.beta, body.baseline)
-    outcomes = await engine.token_rewards(
+    outcomes = await unless_disconnected(request, engine.token_rewards(
         [convert.to_input(i) for i in body.items], options, body.truncation, body.return_tokens, timings
-    )
+    ))
     _observe(request, response, "/token_rewards", outcomes, timings)
     return wire.TokenRewardsResponse(
         model=engine.info.name, fingerprint=engine.info.fingerprint, usage=convert.usage(outcomes),
-        results=[convert.token_reward_result(i, o, body.return_tokens) for i, o in enumerate(outcomes)],
+        results=[
+            convert.token_reward_result(i, o, body.return_tokens, body.encoding_format) for i, o in enumerate(outcomes)
+        ],
     )
 
 
@@ -71,7 +71,9 @@ async def token_rewards(
 )
 async def score(body: wire.ScoreRequest, request: Request, response: Response) -> wire.ScoreResponse:
     engine, timings = _engine(request), RequestTimings()
-    outcomes = await engine.score([convert.to_input(i) for i in body.items], body.truncation, timings)
+    outcomes = await unless_disconnected(
+        request, engine.score([convert.to_input(i) for i in body.items], body.truncation, timings)
+    )
     _observe(request, response, "/score", outcomes, timings)
     return wire.ScoreResponse(
         model=engine.info.name, fingerprint=engine.info.fingerprint, usage=convert.usage(outcomes),
@@ -89,10 +91,15 @@ async def health(request: Request) -> JSONResponse:
 
 @router.get("/ready", operation_id="ready", summary="200 once the model is loaded and warmed up; 503 before")
 async def ready(request: Request) -> JSONResponse:
-    engine: RewardEngine | None = getattr(request.app.state, "engine", None)
-    if engine is None or not engine.batcher.alive or request.app.state.stopping:
+    if not is_ready(request.app):
         return JSONResponse({"status": "not ready"}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+def is_ready(app: FastAPI) -> bool:
+    """Model loaded, worker alive, not draining: what /ready and r3hf_model_ready report."""
+    engine: RewardEngine | None = getattr(app.state, "engine", None)
+    return engine is not None and engine.batcher.alive and not app.state.stopping
 
 
 @router.get("/info", operation_id="info", response_model=wire.InfoResponse, responses=_ERRORS)
