@@ -16,7 +16,12 @@ Exception tree::
     │   ├── InternalServerError       500  internal / non_finite_output
     │   ├── NotReadyError             503  not_ready
     │   └── TimeoutError_             504  timeout
+    ├── ConnectionFailedError         no replica could be reached (connection refused, reset, timed out)
+    ├── DeadlineExceededError         the call's total deadline ran out while retrying
     └── FingerprintMismatchError      a replica serves a different model than the one pinned
+
+The client retries ConnectionFailedError and the statuses in ``RETRYABLE_STATUSES`` (429 and 503 from this server,
+502 and 504 from a proxy in front of it); every other error is raised at once.
 """
 
 from __future__ import annotations
@@ -108,6 +113,24 @@ class TimeoutError_(APIError):
 
 class FingerprintMismatchError(R3HFError):
     """A replica serves another model than the fingerprint the client pinned."""
+
+
+class ConnectionFailedError(R3HFError):
+    """The request never got an HTTP answer (refused, reset, DNS failure, or the per-attempt timeout)."""
+
+
+class DeadlineExceededError(R3HFError):
+    """The call's total deadline ran out; the last failure is the ``__cause__``."""
+
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def is_retryable(error: Exception) -> bool:
+    """Transient failures worth another try: overload, not ready yet, a proxy's gateway errors, no connection."""
+    if isinstance(error, ConnectionFailedError):
+        return True
+    return isinstance(error, APIError) and error.status_code in RETRYABLE_STATUSES
 
 
 _EXCEPTION_BY_TYPE: dict[str, type[APIError]] = {

@@ -75,6 +75,7 @@ Item = Annotated[
 ]
 
 Truncation = Literal["error", "left"]
+EncodingFormat = Literal["float", "base64"]
 _TRUNCATION_DOC = (
     '"error": an over-length item is rejected (422) naming the item, its length and the limit. '
     '"left": the start of the prompt is dropped (never the response) and the result says truncated=true.'
@@ -101,6 +102,12 @@ class TokenRewardsRequest(ScoreRequest):
         'token, so rewards sum to score - prompt_score. "zero": the first token gets R(x, y<=1), so they sum to score.',
     )
     return_tokens: bool = Field(False, description="Also return each response token's string and offsets.")
+    encoding_format: EncodingFormat = Field(
+        "float",
+        description='How token_rewards travel: "float" = a JSON array of numbers (float64, exact); "base64" = a '
+        "base64 string of little-endian float32 values, about 4x smaller for long responses, at float32 precision "
+        "(r3hf_client decodes it back to a list).",
+    )
 
 
 class Usage(BaseModel):
@@ -122,9 +129,10 @@ class ScoreResult(BaseModel):
 
 
 class TokenRewardResult(ScoreResult):
-    token_rewards: list[float] = Field(
+    token_rewards: Union[list[float], str] = Field(
         description="One reward per response token. Tokens after the response (EOS, template suffix) add their score "
-        "change to the last response token, so the rewards sum to score - prompt_score (baseline prompt)."
+        "change to the last response token, so the rewards sum to score - prompt_score (baseline prompt). A base64 "
+        'string of little-endian float32 values when the request asked for encoding_format "base64".'
     )
     tokens: list[str] | None = Field(None, description="Response token strings (return_tokens only).")
     offsets: list[tuple[int, int]] | None = Field(

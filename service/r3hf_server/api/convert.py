@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from r3hf_client import wire
+from r3hf_client.codec import encode_float32_base64
 
 from ..engine import ItemOutcome
 from ..runner.base import ChatInput, IdsInput, ItemInput, TextInput
@@ -29,11 +30,13 @@ def score_result(index: int, outcome: ItemOutcome) -> wire.ScoreResult:
     return wire.ScoreResult(**_common(index, outcome))
 
 
-def token_reward_result(index: int, outcome: ItemOutcome, with_tokens: bool) -> wire.TokenRewardResult:
-    encoded = outcome.encoded
+def token_reward_result(
+    index: int, outcome: ItemOutcome, with_tokens: bool, encoding_format: wire.EncodingFormat = "float"
+) -> wire.TokenRewardResult:
+    encoded, rewards = outcome.encoded, outcome.scores.token_rewards
     return wire.TokenRewardResult(
         **_common(index, outcome),
-        token_rewards=outcome.scores.token_rewards,
+        token_rewards=encode_float32_base64(rewards) if encoding_format == "base64" else rewards,
         tokens=list(encoded.tokens) if with_tokens and encoded.tokens is not None else None,
         offsets=list(encoded.offsets) if with_tokens and encoded.offsets is not None else None,
     )
