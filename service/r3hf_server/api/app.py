@@ -19,6 +19,7 @@ from ..engine import RewardEngine
 from ..runner.base import Runner
 from ..runner.planning import BatchPolicy
 from ..settings import Settings
+from .adapters import router as trainer_adapters_router
 from .disconnect import install_disconnect_handler
 from .errors import install_error_handlers
 from .metrics import PROBE_ROUTES, Metrics
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
     install_error_handlers(app)
     install_disconnect_handler(app)
     app.include_router(router)
+    app.include_router(trainer_adapters_router)
     app.middleware("http")(_bookkeeping)
     return app
 
