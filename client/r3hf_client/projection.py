@@ -57,9 +57,17 @@ def char_to_byte_spans(text: str, offsets: Sequence[Sequence[int]]) -> list[Byte
 
 
 def owners_of(rm_ends: Sequence[int], policy_ends: Sequence[int], response_bytes: int) -> list[int]:
-    """For each RM token, the index of the policy token that receives its reward."""
+    """For each RM token, the index of the policy token that receives its reward.
+
+    The last RM token always goes to the last policy token: the server folded the score change of everything
+    after the response (EOS, template suffix) into it, and that is where a sequence score belongs, even when the
+    RM's tokens stop short of the response's last byte.
+    """
     last = len(policy_ends) - 1
-    return [last if end >= response_bytes else min(bisect_left(policy_ends, end), last) for end in rm_ends]
+    owners = [last if end >= response_bytes else min(bisect_left(policy_ends, end), last) for end in rm_ends]
+    if owners:
+        owners[-1] = last
+    return owners
 
 
 def project_rewards(

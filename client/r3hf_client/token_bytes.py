@@ -65,22 +65,33 @@ def token_pieces(token_ids: Sequence[int], tokenizer: Any) -> tuple[list[bytes],
     added = _added_token_contents(tokenizer)
     strings = _token_strings(ids, tokenizer)
     to_bytes = _byte_level_bytes if kind == "byte_level" else _metaspace_bytes
-    pieces = [added[i].encode() if i in added else to_bytes(s) for i, s in zip(ids, strings)]
+    pieces = [
+        added[i].encode() if i in added and not _BYTE_FALLBACK.fullmatch(s) else to_bytes(s)
+        for i, s in zip(ids, strings)
+    ]
     return pieces, optional
 
 
 def align_pieces(response: bytes, pieces: Sequence[bytes], optional: Sequence[bool]) -> list[ByteSpan] | None:
-    """Lay the pieces end to end over ``response``; ``None`` unless they spell it exactly."""
+    """Lay the pieces end to end over ``response``; ``None`` unless they spell it exactly.
+
+    Decoding may drop the first token's leading space (SentencePiece's dummy prefix), so that reading is tried too.
+    """
+    spans = _lay_end_to_end(response, pieces, optional)
+    first = next((i for i, piece in enumerate(pieces) if piece), None)
+    if spans is None and first is not None and pieces[first][:1] == b" ":
+        stripped = [*pieces[:first], pieces[first][1:], *pieces[first + 1 :]]
+        spans = _lay_end_to_end(response, stripped, optional)
+    return spans
+
+
+def _lay_end_to_end(response: bytes, pieces: Sequence[bytes], optional: Sequence[bool]) -> list[ByteSpan] | None:
     cursor, spans = 0, []
     for piece, may_vanish in zip(pieces, optional):
         if response.startswith(piece, cursor):
             spans.append((cursor, cursor + len(piece)))
             cursor += len(piece)
-        elif cursor == 0 and piece[:1] == b" " and response.startswith(piece[1:]):
-            # Decoding drops the first token's leading space (SentencePiece's dummy prefix).
-            spans.append((0, len(piece) - 1))
-            cursor = len(piece) - 1
-        elif may_vanish:
+        elif may_vanish:  # a special token whose text is not in the response
             spans.append((cursor, cursor))
         else:
             return None
