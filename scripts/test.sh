@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup_deploy_tools.sh  # hadolint, kubectl kustomize, kubernetes-validate, checkov, locust for tests/deploy
 .venv/bin/python -m pytest "$@"
