@@ -60,7 +60,10 @@ class R3HFRewardManager:
     def _same_vocab(self, prompt_ids: list, response_ids: list) -> tuple[list[list[float]], dict]:
         items = [{"prompt_ids": p, "response_ids": r} for p, r in zip(prompt_ids, response_ids)]
         results = self.client.token_rewards(items, truncation="left").results
-        extra = {"r3hf_score": [r.score for r in results], "r3hf_aligned": [True] * len(results)}
+        extra = {
+            "r3hf_score": [r.score for r in results], "r3hf_prompt_score": [r.prompt_score for r in results],
+            "r3hf_aligned": [True] * len(results),
+        }
         return [list(r.token_rewards) for r in results], extra
 
     def _projected(self, prompt_ids: list, response_ids: list) -> tuple[list[list[float]], dict]:
@@ -73,6 +76,7 @@ class R3HFRewardManager:
         )
         extra = {
             "r3hf_score": [p.score for p in projected],
+            "r3hf_prompt_score": [p.prompt_score for p in projected],
             "r3hf_aligned": [p.aligned for p in projected],
             "r3hf_mapped_fraction": [p.mapped_fraction for p in projected],
         }
