@@ -70,3 +70,17 @@ def test_alerts_that_matter_exist_with_severity_and_a_summary():
         assert rule["annotations"]["summary"] and rule["for"], name
         assert 'job="r3hf-reward-server"' in rule["expr"], f"{name} would match other jobs' series"
     assert "absent(" in alerts["R3HFNoReadyReplica"]["expr"], "must fire when no replica is scraped at all"
+
+
+def test_deployment_doc_lists_exactly_the_exposed_metrics():
+    doc = (ROOT / "docs/deployment.md").read_text()
+    listed = set(re.findall(r"^\| `(r3hf_[a-z_]+)` \|", doc, re.M))
+    families = {f.name + ("_total" if f.type == "counter" else "") for f in Metrics().registry.collect()}
+    assert listed == families
+
+
+def test_readme_deployment_commands_point_at_real_paths():
+    readme = (ROOT / "README.md").read_text()
+    for path in re.findall(r"kubectl apply -k (\S+)", readme) + re.findall(r"(k8s/[\w./-]+\.(?:yaml|env))", readme):
+        assert (ROOT / path).exists(), path
+    assert "deploy/grafana/r3hf-dashboard.json" in readme and "docs/deployment.md" in readme
