@@ -146,20 +146,27 @@ class TokenBudgetBatcher:
                     await self._run(live)
 
     async def _collect(self) -> list[_Pending]:
-        """Wait for one item, then up to max_wait for more, until a full budget's worth is queued."""
+        """Wait for one item, then up to max_wait for more, until a full budget's worth (at the runner's cost) is
+        queued; everything already waiting joins too, so sorting sees a whole window."""
         pending = [await self._queue.get()]
+        meter = self.policy.meter()
+        meter.add(pending[0].item)
         deadline = time.monotonic() + self.max_wait_s
-        while sum(len(p.item) for p in pending) < self.max_batch_tokens:
-            if not self._queue.empty():
-                pending.append(self._queue.get_nowait())
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                pending.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except asyncio.TimeoutError:
-                break
+        while meter.cost < self.max_batch_tokens and meter.count < self.max_batch_size:
+            if self._queue.empty():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    entry = await asyncio.wait_for(self._queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            else:
+                entry = self._queue.get_nowait()
+            pending.append(entry)
+            meter.add(entry.item)
+        while not self._queue.empty():
+            pending.append(self._queue.get_nowait())
         return pending
 
     async def _run(self, batch: list[_Pending]) -> None:
