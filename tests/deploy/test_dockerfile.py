@@ -74,7 +74,7 @@ def test_the_build_context_installs_the_server_with_the_demo_model(tmp_path):
     context = build_context(tmp_path)
     assert not (context / ".venv").exists() and not (context / ".git").exists()
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path),
          str(context)], capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
