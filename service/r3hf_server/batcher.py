@@ -63,6 +63,7 @@ class _Pending:
     item: EncodedItem
     future: asyncio.Future = field(repr=False)
     enqueued_at: float = field(default_factory=time.perf_counter)
+    started: bool = False
 
 
 def padded_cost(lengths: Sequence[int]) -> int:
@@ -108,6 +109,7 @@ class TokenBudgetBatcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r3hf-forward")
         self._task: asyncio.Task | None = None
+        self._window: list[_Pending] = []  # taken off the queue, cut into batches, not all run yet
 
     @property
     def alive(self) -> bool:
@@ -115,7 +117,8 @@ class TokenBudgetBatcher:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        """Items waiting for a forward: still queued, or in the current window but not started."""
+        return self._queue.qsize() + sum(1 for p in self._window if not p.started and not p.future.done())
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="r3hf-batcher")
@@ -124,8 +127,9 @@ class TokenBudgetBatcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        while not self._queue.empty():
-            _resolve_error(self._queue.get_nowait().future, NotReadyError("the server is shutting down"))
+        waiting = self._window + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        for p in waiting:
+            _resolve_error(p.future, NotReadyError("the server is shutting down"))
         self._executor.shutdown(wait=True)
 
     def submit(self, item: EncodedItem) -> asyncio.Future:
@@ -137,13 +141,14 @@ class TokenBudgetBatcher:
 
     async def _loop(self) -> None:
         while True:
-            pending = await self._collect()
-            for batch in cut_batches(pending, self.max_batch_tokens, self.max_batch_size, self.policy):
+            self._window = await self._collect()
+            for batch in cut_batches(self._window, self.max_batch_tokens, self.max_batch_size, self.policy):
                 live = [p for p in batch if not p.future.done()]  # skip items whose request was cancelled
                 for _ in range(len(batch) - len(live)):
                     self.observer.item_skipped()
                 if live:
                     await self._run(live)
+            self._window = []
 
     async def _collect(self) -> list[_Pending]:
         """Wait for one item, then up to max_wait for more, until a full budget's worth (at the runner's cost) is
@@ -174,6 +179,7 @@ class TokenBudgetBatcher:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         for p in batch:
+            p.started = True
             self.observer.item_dequeued(started - p.enqueued_at)
         try:
             results = await loop.run_in_executor(self._executor, self._run_batch, items)

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="Pack a batch's sequences into one row with no padding. auto = on with flash_attention_2 "
         "(varlen kernels), off otherwise (SDPA would build a dense block mask).",
     )
+    padding: Literal["auto", "pad", "none"] = Field(
+        "auto",
+        description="How rows of different lengths share a forward. pad = right-pad them together (GPU); none = only "
+        "rows of equal length run together, with no padding mask (CPU, where a mask sends attention to a slower "
+        "kernel). auto = none on CPU, pad elsewhere. Ignored when packing is on.",
+    )
     prompt_reuse: bool = Field(
         True, description="Run a prompt shared by several items of a batch (GRPO groups) once, reusing its KV cache."
     )

@@ -9,7 +9,7 @@ import pytest
 
 import tiny_models
 from r3hf_server.runner.base import EncodedItem
-from r3hf_server.runner.forward import packed_forward, padded_forward, shared_prompt_forward
+from r3hf_server.runner.forward import equal_length_forward, packed_forward, padded_forward, shared_prompt_forward
 from r3hf_server.runner.hf import build_hf_runner
 from r3hf_server.runner.planning import BatchPolicy
 from r3hf_server.settings import Settings
@@ -37,16 +37,23 @@ def test_the_fast_paths_are_verified_and_on(runner):
 def test_shared_prompt_and_packed_equal_separate_padded_passes(runner):
     alone = [padded_forward(runner.model, [PROMPT + r])[0] for r in RESPONSES]
     assert_close(shared_prompt_forward(runner.model, PROMPT, RESPONSES), alone)
+    assert_close(shared_prompt_forward(runner.model, PROMPT, RESPONSES + RESPONSES[:2], True), alone + alone[:2])
     assert_close(packed_forward(runner.model, [PROMPT + r for r in RESPONSES]), alone)
+    twins = [PROMPT + r for r in RESPONSES] + [list(reversed(PROMPT + r)) for r in RESPONSES]
+    assert_close(equal_length_forward(runner.model, twins), [padded_forward(runner.model, [t])[0] for t in twins])
     assert_close(padded_forward(runner.model, [PROMPT + r for r in RESPONSES]), alone)
 
 
 def test_a_mixed_batch_equals_each_item_alone(runner):
     group = [EncodedItem(tuple(PROMPT + r), len(PROMPT), len(PROMPT) + len(r)) for r in RESPONSES[:5]]
     others = [EncodedItem(tuple(r + PROMPT[:7]), 2, 2 + len(r)) for r in RESPONSES[5:]]
-    batch = [group[0], others[0], group[1], group[2], others[1], group[3], others[2], group[4]]
+    twin = EncodedItem(tuple(reversed(others[0].input_ids)), 2, others[0].response_end)  # same length as others[0]
+    batch = [group[0], others[0], group[1], group[2], others[1], group[3], others[2], group[4], twin]
     alone = [padded_forward(runner.model, [i.input_ids])[0] for i in batch]
-    for policy in (BatchPolicy(), BatchPolicy(share_prompts=True), BatchPolicy(share_prompts=True, packed=True)):
+    for policy in (
+        BatchPolicy(), BatchPolicy(share_prompts=True), BatchPolicy(share_prompts=True, packed=True),
+        BatchPolicy(equal_lengths_only=True), BatchPolicy(share_prompts=True, equal_lengths_only=True),
+    ):
         runner.batch_policy = policy
         assert_close(runner.prefix_scores(batch), alone)
 

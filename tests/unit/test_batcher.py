@@ -114,3 +114,27 @@ def test_cancelled_items_are_skipped_before_the_forward():
 
     assert run(with_batcher(record, body, observer=Observer())) == [3]
     assert Observer.skipped == 1
+
+
+def test_queue_depth_counts_collected_items_until_they_start_and_stop_resolves_them():
+    import threading
+
+    gate = threading.Event()
+
+    def held(batch):
+        gate.wait(timeout=10)
+        return [[0.0] * len(i) for i in batch]
+
+    async def body():
+        batcher = TokenBudgetBatcher(held, max_batch_tokens=8, max_batch_size=1, max_wait_s=0.05)
+        await batcher.start()
+        futures = [batcher.submit(item(3)) for _ in range(4)]
+        await asyncio.sleep(0.2)  # the first runs (held); the other three wait in the window
+        depth = batcher.queue_depth
+        gate.set()
+        await asyncio.sleep(0.2)
+        await batcher.stop()
+        return depth, [f.done() for f in futures]
+
+    depth, done = run(body())
+    assert depth == 3 and all(done)

@@ -10,7 +10,7 @@ from ..settings import Settings
 from .base import EncodedItem, ItemInput, ModelInfo, TruncationMode
 from .encoding import TokenizerEncoder
 from .fingerprint import model_fingerprint
-from .forward import ScoreHead, packed_forward, padded_forward, shared_prompt_forward
+from .forward import ScoreHead, equal_length_forward, packed_forward, padded_forward, shared_prompt_forward
 from .loading import LoadedModel, load_model, served_name
 from .planning import BatchPolicy, plan_batch
 from .probe import choose_batch_policy, verify_per_position_head
@@ -39,7 +39,8 @@ class HFRunner:
         results: list[list[float]] = [[] for _ in batch]
         for prompt, indices in plan.groups:
             responses = [batch[i].input_ids[len(prompt) :] for i in indices]
-            for index, scores in zip(indices, shared_prompt_forward(self.model, prompt, responses)):
+            shared = shared_prompt_forward(self.model, prompt, responses, self.batch_policy.equal_lengths_only)
+            for index, scores in zip(indices, shared):
                 results[index] = scores
         if plan.singles:
             scored = self.prefix_scores_of_ids([batch[i].input_ids for i in plan.singles])
@@ -48,8 +49,11 @@ class HFRunner:
         return results
 
     def prefix_scores_of_ids(self, sequences: Sequence[Sequence[int]]) -> list[list[float]]:
-        forward = packed_forward if self.batch_policy.packed else padded_forward
-        return forward(self.model, sequences)
+        if self.batch_policy.packed:
+            return packed_forward(self.model, sequences)
+        if self.batch_policy.equal_lengths_only:
+            return equal_length_forward(self.model, sequences)
+        return padded_forward(self.model, sequences)
 
 
 def build_hf_runner(settings: Settings) -> HFRunner:

@@ -19,6 +19,7 @@ class BatchPolicy:
     share_prompts: bool = False
     min_shared_prompt_tokens: int = 16
     packed: bool = False
+    equal_lengths_only: bool = False  # rows of one length per forward, never a padding mask (CPU)
 
     def prompt_key(self, item: EncodedItem) -> PromptKey | None:
         """Items with the same key can share their prompt's forward; None for items that cannot."""
@@ -56,13 +57,14 @@ class CostMeter:
 
     @property
     def cost(self) -> int:
-        singles = self.singles_tokens if self.policy.packed else self.singles_longest * self.singles_count
+        unpadded = self.policy.packed or self.policy.equal_lengths_only
+        singles = self.singles_tokens if unpadded else self.singles_longest * self.singles_count
         return singles + sum(g.cost for g in self.groups.values())
 
     def cost_with(self, item: EncodedItem) -> int:
         key = self.policy.prompt_key(item)
         if key is None:
-            if self.policy.packed:
+            if self.policy.packed or self.policy.equal_lengths_only:
                 return self.cost + len(item)
             longest = max(self.singles_longest, len(item))
             return self.cost - self.singles_longest * self.singles_count + longest * (self.singles_count + 1)

@@ -79,15 +79,21 @@ def choose_batch_policy(runner: HFRunner, settings: Settings) -> BatchPolicy:
     packed = want_packing and _agrees("packing", packed_forward(runner.model, sequences), reference, runner)
     if want_packing and not packed and settings.packing == "on":
         raise ModelRefusedError(f"--packing on: {runner.info.architecture} gives other scores when packed")
-    share = settings.prompt_reuse and _shared_prompt_agrees(runner)
-    return BatchPolicy(share_prompts=share, min_shared_prompt_tokens=settings.min_shared_prompt_tokens, packed=packed)
+    equal_only = not packed and (
+        settings.padding == "none" or (settings.padding == "auto" and runner.loaded.device.type == "cpu")
+    )
+    share = settings.prompt_reuse and _shared_prompt_agrees(runner, equal_only)
+    return BatchPolicy(
+        share_prompts=share, min_shared_prompt_tokens=settings.min_shared_prompt_tokens, packed=packed,
+        equal_lengths_only=equal_only,
+    )
 
 
-def _shared_prompt_agrees(runner: HFRunner) -> bool:
+def _shared_prompt_agrees(runner: HFRunner, equal_lengths_only: bool) -> bool:
     prompt = probe_ids(runner, _PROBE_LENGTH // 2, 2)
     responses = [probe_ids(runner, 7, 3), probe_ids(runner, 3, 4)]
     try:
-        shared = shared_prompt_forward(runner.model, prompt, responses)
+        shared = shared_prompt_forward(runner.model, prompt, responses, equal_lengths_only)
     except Exception as exc:  # an architecture whose cache cannot be reused this way
         log.warning("prompt reuse disabled: %s cannot run responses against a shared prompt cache (%s)",
                     runner.info.architecture, exc)
