@@ -37,8 +37,12 @@ class LoadResult:
         return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _drive(base_url: str, route: str, bodies: Sequence[dict], concurrency: int, timeout_s: float) -> LoadResult:
-    pending = list(reversed(bodies))
+async def _drive(
+    base_url: str, route: str, bodies: Sequence[dict], concurrency: int, timeout_s: float,
+    body_tokens: Sequence[int] | None,
+) -> LoadResult:
+    """``body_tokens`` counts tokens client-side for servers whose answers carry no usage (the peer)."""
+    pending = list(reversed(list(enumerate(bodies))))
     latencies, inference_ms, tokens = [], [], 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as client:
@@ -46,23 +50,26 @@ async def _drive(base_url: str, route: str, bodies: Sequence[dict], concurrency:
         async def worker() -> None:
             nonlocal tokens
             while pending:
-                body = pending.pop()
+                index, body = pending.pop()
                 started = time.perf_counter()
                 response = await client.post(route, json=body)
                 latencies.append(time.perf_counter() - started)
                 response.raise_for_status()
-                tokens += response.json()["usage"]["total_tokens"]
+                tokens += body_tokens[index] if body_tokens else response.json()["usage"]["total_tokens"]
                 inference_ms.append(float(response.headers.get("x-inference-time", "nan")))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    items = sum(len(b["items"]) for b in bodies)
+    items = sum(len(b.get("items") or b.get("query")) for b in bodies)
     return LoadResult(len(bodies), items, tokens, elapsed, latencies, inference_ms)
 
 
-def run_load(base_url: str, route: str, bodies: Sequence[dict], concurrency: int, timeout_s: float = 600) -> LoadResult:
-    return asyncio.run(_drive(base_url, route, bodies, concurrency, timeout_s))
+def run_load(
+    base_url: str, route: str, bodies: Sequence[dict], concurrency: int, timeout_s: float = 600,
+    body_tokens: Sequence[int] | None = None,
+) -> LoadResult:
+    return asyncio.run(_drive(base_url, route, bodies, concurrency, timeout_s, body_tokens))
 
 
 def single_item_bodies(items: Sequence[dict], **options) -> list[dict]:

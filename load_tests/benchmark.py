@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_http import median, run_load, served, single_item_bodies  # noqa: E402
+from bench_peer import get_reward_bodies, openrlhf_served, peer_available, text_queries  # noqa: E402
 from bench_workload import SHAPES, build_model, forward_flops, grpo_groups, rlhf_samples  # noqa: E402
 
 from r3hf_server.runner.forward import padded_forward  # noqa: E402
@@ -112,7 +113,28 @@ def http_scenarios(model_dir: str, dtype: str, size: dict, samples, ceiling_tok_
     return rows
 
 
-def measure(model_dir: str, shape: str, dtype: str, size: dict, budget: int) -> dict:
+def peer_scenarios(model_dir: str, samples, size: dict, ceiling_tok_s: float, peer_batch_size: int) -> list[dict]:
+    """Ours (bf16) and OpenRLHF's serve_rm (bf16) on the same /get_reward text load, distinct prompts."""
+    from transformers import AutoTokenizer
+
+    queries = text_queries(AutoTokenizer.from_pretrained(model_dir), samples)
+    singles, single_tokens = get_reward_bodies(queries, 1)
+    batch = [queries[i % len(queries)] for i in range(size["batch"])]
+    big, big_tokens = get_reward_bodies(batch, len(batch))
+    rows = []
+    servers = (("ours", lambda: served(model_dir, free_port(), "--dtype", "bfloat16")),
+               ("openrlhf", lambda: openrlhf_served(model_dir, free_port(), peer_batch_size)))
+    for name, start in servers:
+        with start() as base:
+            run_load(base, "/get_reward", singles[:4], 4, body_tokens=single_tokens[:4])  # warm-up
+            single = run_load(base, "/get_reward", singles, 64, body_tokens=single_tokens)
+            rows.append(row(f"{name} /get_reward c=64 single-item", single, ceiling_tok_s))
+            one = run_load(base, "/get_reward", big, 1, body_tokens=big_tokens)
+            rows.append(row(f"{name} /get_reward one request of {len(batch)}", one, ceiling_tok_s))
+    return rows
+
+
+def measure(model_dir: str, shape: str, dtype: str, size: dict, budget: int, peer_batch_size: int = 0) -> dict:
     vocab = SHAPES[shape][4]
     samples = rlhf_samples(size["samples"], seed=1, vocab=vocab, prompt_range=size["prompt_range"],
                            response_median=size["response_median"], cap=size["cap"])
@@ -123,6 +145,8 @@ def measure(model_dir: str, shape: str, dtype: str, size: dict, budget: int) -> 
     del runner
     flops_per_token = forward_flops(shape, [len(s) for s in sequences]) / sum(len(s) for s in sequences)
     rows = http_scenarios(model_dir, dtype, size, samples, ceil["tok_s"], vocab)
+    if peer_batch_size and dtype == "bfloat16":
+        rows += peer_scenarios(model_dir, samples, size, ceil["tok_s"], peer_batch_size)
     for r in rows:
         r["mfu"] = r["tok_s"] * flops_per_token / peak
     return {"dtype": dtype, "matmul_peak_flop_s": peak, "flops_per_token": flops_per_token,
@@ -151,12 +175,18 @@ def main() -> int:
     parser.add_argument("--max-batch-tokens", type=int, default=16384)
     parser.add_argument("--model-dir", help="reuse a benchmark model built earlier")
     parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--peer-batch-size", type=int, default=16,
+                        help="OpenRLHF serve_rm --batch_size for the peer comparison (bf16 run only; 0 = skip). "
+                        "Needs load_tests/peer/setup_openrlhf.sh run once.")
     args = parser.parse_args()
     shape = args.shape or ("tiny" if args.size == "ci" else "cpu")
     size = SIZES[args.size]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir or str(build_model(Path(tmp) / f"bench-{shape}", shape))
-        runs = [measure(model_dir, shape, dtype, size, args.max_batch_tokens) for dtype in args.dtypes.split(",")]
+        peer = args.peer_batch_size if peer_available() else 0
+        if args.peer_batch_size and not peer:
+            print("OpenRLHF peer skipped: run load_tests/peer/setup_openrlhf.sh first", file=sys.stderr)
+        runs = [measure(model_dir, shape, dtype, size, args.max_batch_tokens, peer) for dtype in args.dtypes.split(",")]
     report = {"shape": shape, "samples": size["samples"], "device": "cuda" if torch.cuda.is_available() else "cpu",
               "torch_threads": torch.get_num_threads(), "runs": runs}
     print_table(report)
