@@ -165,6 +165,7 @@ def print_table(report: dict) -> None:
         for r in run["http"]:
             print(f"{r['scenario']:<46}{r['tok_s']:>9.0f}{r['items_s']:>9.1f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}"
                   f"{r['p99_ms']:>9.1f}{r['vs_ceiling']:>8.2f}{r['mfu']:>7.1%}")
+    print("\nMFU counts the FLOPs of a plain pass; rows with prompt reuse skip some of them, so they can exceed 100%.")
 
 
 def main() -> int:
