@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/setup_deploy_tools.sh  # hadolint, kubectl kustomize, kubernetes-validate, checkov, locust for tests/deploy
-.venv/bin/python -m pytest "$@"
+bash scripts/setup_browser.sh       # chromium + chromium-driver for the playground's browser test
+R3HF_REQUIRE_BROWSER=1 .venv/bin/python -m pytest "$@"

@@ -75,6 +75,7 @@ Item = Annotated[
 ]
 
 Truncation = Literal["error", "left"]
+Redistribution = Literal["r3hf", "sparse", "uniform", "attention"]
 EncodingFormat = Literal["float", "base64"]
 _TRUNCATION_DOC = (
     '"error": an over-length item is rejected (422) naming the item, its length and the limit. '
@@ -88,18 +89,23 @@ class ScoreRequest(_Strict):
 
 
 class TokenRewardsRequest(ScoreRequest):
-    redistribution: Literal["r3hf", "sparse"] = Field(
+    redistribution: Redistribution = Field(
         "r3hf",
         description='"r3hf": r_t = R(x, y<=t) - R(x, y<=t-1) from one forward pass (Eq. 6). '
-        '"sparse": 0 everywhere but the last response token, which gets the score (Eq. 3).',
+        '"sparse": 0 everywhere but the last response token, which gets the score (Eq. 3). '
+        '"uniform": score / T on each of the T response tokens. '
+        '"attention" (ABC, Chan et al. 2024): score * a_t / sum(a), a_t = the last layer\'s head-averaged attention '
+        "from the final position to response token t (same forward pass; items run unbatched, so slower).",
     )
     beta: float = Field(
-        1.0, ge=0.0, le=1.0, description="Eq. 7 mix: beta * redistributed + (1 - beta) * sparse. 1 = pure r3hf."
+        1.0, ge=0.0, le=1.0,
+        description="Eq. 7 mix: beta * redistributed + (1 - beta) * sparse, for every strategy. 1 = pure strategy.",
     )
     baseline: Literal["prompt", "zero"] = Field(
         "prompt",
         description='"prompt": the first token is measured against R(x, empty) = the score at the prompt\'s last '
-        'token, so rewards sum to score - prompt_score. "zero": the first token gets R(x, y<=1), so they sum to score.',
+        'token, so rewards sum to score - prompt_score. "zero": the first token gets R(x, y<=1), so they sum to score. '
+        "Only r3hf reads it: the other strategies always spread the score itself.",
     )
     return_tokens: bool = Field(False, description="Also return each response token's string and offsets.")
     encoding_format: EncodingFormat = Field(

@@ -19,8 +19,13 @@ def _settings_class():  # type: ignore[no-untyped-def]
     return Settings
 
 
-def add_settings_flags(parser: argparse.ArgumentParser, settings_class: type) -> None:
+def add_settings_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, settings_class: type,
+    include: typing.Callable[[str], bool] = lambda name: True,
+) -> None:
     for name, field in settings_class.model_fields.items():
+        if not include(name):
+            continue
         flag = "--" + name.replace("_", "-")
         kwargs: dict = {"dest": name, "default": argparse.SUPPRESS, "help": f"{field.description} [env R3HF_{name.upper()}]"}
         annotation = field.annotation
@@ -40,7 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="Load a reward model and serve it over HTTP.")
     add_settings_flags(serve, _settings_class())
+    from .commands.explain import add_explain_parser
+    from .commands.score_file import add_score_parser
+
+    add_explain_parser(commands, _optional_settings_class())
+    add_score_parser(commands, _optional_settings_class())
     return parser
+
+
+def _optional_settings_class():  # type: ignore[no-untyped-def]
+    """Settings when the server extra is installed; None lets explain/score still run against a --url."""
+    try:
+        from .settings import Settings
+    except ImportError:
+        return None
+    return Settings
 
 
 def serve(given: dict) -> int:
@@ -67,7 +86,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.pop("command")
     if command == "serve":
         return serve(args)
+    if command in ("explain", "score"):
+        return _run_tool(command, args)
     return 1
+
+
+def _run_tool(command: str, args: dict) -> int:
+    from .commands.explain import explain
+    from .commands.score_file import score_file
+    from .errors import ModelRefusedError
+
+    try:
+        return (explain if command == "explain" else score_file)(args, _optional_settings_class())
+    except ModelRefusedError as exc:
+        print(f"r3hf: refusing to load the model: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

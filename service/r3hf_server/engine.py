@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .batcher import ScoredItem, TokenBudgetBatcher
 from .errors import InvalidInputError, NonFiniteOutputError, TooLargeError
@@ -53,9 +53,13 @@ class RewardEngine:
         self, inputs: Sequence[ItemInput], options: RedistributionOptions, truncation: TruncationMode,
         with_tokens: bool, timings: RequestTimings | None = None,
     ) -> list[ItemOutcome]:
-        scored = await self._prefix_scores(inputs, truncation, with_tokens, timings or RequestTimings())
+        scored = await self._prefix_scores(
+            inputs, truncation, with_tokens, timings or RequestTimings(), with_attention=options.needs_attention
+        )
         return [
-            ItemOutcome(item, token_rewards(scores, item.response_start, item.response_end, options))
+            ItemOutcome(item, token_rewards(
+                scores, item.response_start, item.response_end, options, getattr(scores, "final_attention", None)
+            ))
             for item, scores in scored
         ]
 
@@ -69,7 +73,8 @@ class RewardEngine:
         return outcomes
 
     async def _prefix_scores(
-        self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool, timings: RequestTimings
+        self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool, timings: RequestTimings,
+        with_attention: bool = False,
     ) -> list[tuple[EncodedItem, list[float]]]:
         if len(inputs) > self.max_items_per_request:
             raise TooLargeError(
@@ -79,6 +84,8 @@ class RewardEngine:
         started = time.perf_counter()
         encoded = await loop.run_in_executor(self._tokenize_pool, self._encode_all, inputs, truncation, with_tokens)
         timings.tokenize_seconds = time.perf_counter() - started
+        if with_attention:
+            encoded = [replace(item, needs_attention=True) for item in encoded]
         to_run = [item for item in encoded if len(item) > 0]  # an empty prompt and response reads no token
         futures = [self.batcher.submit(item) for item in to_run]
         try:

@@ -1,17 +1,25 @@
 """From per-position prefix scores to a sequence score and per-token rewards (R3HF / RED, arXiv 2411.08302).
 
-All arithmetic is in Python floats (float64) so the rewards telescope to ``score - prompt_score`` up to float64
-rounding, whatever dtype the model ran in.
+Four ways to spread a sequence score over the response tokens, all mixed with sparse by beta (Eq. 7):
+
+- ``r3hf`` (Eq. 6): ``r_t = R(x, y<=t) - R(x, y<=t-1)``, the change of the prefix score at token t.
+- ``attention`` (ABC, Chan et al. 2024, "Dense Reward for Free in RLHF"): ``r_t = R(x, y) * a_t / sum_s a_s``, where
+  ``a_t`` is the last layer's head-averaged attention from the final position to response token t.
+- ``uniform``: ``r_t = R(x, y) / T`` for a response of T tokens.
+- ``sparse`` (Eq. 3): 0 everywhere but the last response token, which gets ``R(x, y)``.
+
+All arithmetic is in Python floats (float64) so the rewards sum exactly as documented (``score - prompt_score`` for
+r3hf with the prompt baseline, ``score`` otherwise) up to float64 rounding, whatever dtype the model ran in.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Redistribution = Literal["r3hf", "sparse"]
+Redistribution = Literal["r3hf", "sparse", "uniform", "attention"]
 Baseline = Literal["prompt", "zero"]
 
 
@@ -21,12 +29,30 @@ class RedistributionOptions:
     beta: float = 1.0
     baseline: Baseline = "prompt"
 
+    @property
+    def needs_attention(self) -> bool:
+        """Whether the forward must also report the final position's attention (only ``attention`` with beta > 0)."""
+        return self.redistribution == "attention" and self.beta > 0.0
+
 
 @dataclass(frozen=True)
 class ItemScores:
     score: float
     prompt_score: float
     token_rewards: list[float]
+
+
+@dataclass(frozen=True)
+class _Credit:
+    """What a dense strategy may read: the prefix-score curve, the response span [p, q) and the attention row."""
+
+    prefix_scores: Sequence[float]
+    p: int
+    q: int
+    score: float
+    prompt_score: float
+    baseline: Baseline
+    final_attention: Sequence[float] | None
 
 
 def sequence_scores(prefix_scores: Sequence[float], response_start: int, response_end: int) -> tuple[float, float]:
@@ -41,33 +67,62 @@ def sequence_scores(prefix_scores: Sequence[float], response_start: int, respons
 
 
 def token_rewards(
-    prefix_scores: Sequence[float], response_start: int, response_end: int, options: RedistributionOptions
+    prefix_scores: Sequence[float], response_start: int, response_end: int, options: RedistributionOptions,
+    final_attention: Sequence[float] | None = None,
 ) -> ItemScores:
+    """Per-token rewards of one item. ``final_attention`` (one weight per position) is required for ``attention``."""
     score, prompt_score = sequence_scores(prefix_scores, response_start, response_end)
     if response_end == response_start:
         return ItemScores(score, prompt_score, [])
-    dense = _dense_rewards(prefix_scores, response_start, response_end, prompt_score, options.baseline)
-    sparse = [0.0] * (len(dense) - 1) + [score]
+    sparse = [0.0] * (response_end - response_start - 1) + [score]
     if options.redistribution == "sparse" or options.beta == 0.0:
         return ItemScores(score, prompt_score, sparse)
+    credit = _Credit(
+        prefix_scores, response_start, response_end, score, prompt_score, options.baseline, final_attention
+    )
+    dense = DENSE_STRATEGIES[options.redistribution](credit)
     if options.beta == 1.0:
         return ItemScores(score, prompt_score, dense)
     beta = options.beta  # Eq. 7
     return ItemScores(score, prompt_score, [beta * d + (1.0 - beta) * s for d, s in zip(dense, sparse)])
 
 
-def _dense_rewards(
-    prefix_scores: Sequence[float], p: int, q: int, prompt_score: float, baseline: Baseline
-) -> list[float]:
+def _r3hf_rewards(c: _Credit) -> list[float]:
     """Eq. 6: r_t = R(x, y<=t) - R(x, y<=t-1); the suffix's change (EOS, template end) goes to the last token."""
-    previous = prompt_score if baseline == "prompt" else 0.0
+    previous = c.prompt_score if c.baseline == "prompt" else 0.0
     rewards = []
-    for t in range(p, q):
-        current = float(prefix_scores[t])
+    for t in range(c.p, c.q):
+        current = float(c.prefix_scores[t])
         rewards.append(current - previous)
         previous = current
-    rewards[-1] += float(prefix_scores[-1]) - float(prefix_scores[q - 1])
+    rewards[-1] += float(c.prefix_scores[-1]) - float(c.prefix_scores[c.q - 1])
     return rewards
+
+
+def _uniform_rewards(c: _Credit) -> list[float]:
+    return [c.score / (c.q - c.p)] * (c.q - c.p)
+
+
+def _attention_rewards(c: _Credit) -> list[float]:
+    """ABC: the score split in proportion to the final position's attention, renormalised over the response.
+
+    Attention to the prompt and to suffix tokens is dropped by the renormalisation, so the rewards sum to the
+    score. A row with no mass on the response (possible only through underflow) falls back to uniform.
+    """
+    if c.final_attention is None:
+        raise ValueError("the attention strategy needs the final position's attention weights")
+    weights = [max(float(w), 0.0) for w in c.final_attention[c.p : c.q]]
+    total = math.fsum(weights)
+    if not total > 0.0:
+        return _uniform_rewards(c)
+    return [c.score * w / total for w in weights]
+
+
+DENSE_STRATEGIES: dict[str, Callable[[_Credit], list[float]]] = {
+    "r3hf": _r3hf_rewards,
+    "uniform": _uniform_rewards,
+    "attention": _attention_rewards,
+}
 
 
 def all_finite(values: Sequence[float]) -> bool:

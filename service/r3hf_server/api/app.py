@@ -23,6 +23,7 @@ from .adapters import router as trainer_adapters_router
 from .disconnect import install_disconnect_handler
 from .errors import install_error_handlers
 from .metrics import PROBE_ROUTES, Metrics
+from .playground import router as playground_router
 from .routes import is_ready, router
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
     install_disconnect_handler(app)
     app.include_router(router)
     app.include_router(trainer_adapters_router)
+    app.include_router(playground_router)
     app.middleware("http")(_bookkeeping)
     return app
 

@@ -34,6 +34,8 @@ class EncodedItem:
 
     ``input_ids[:response_start]`` is the prompt, ``input_ids[response_start:response_end]`` the response and the
     rest a suffix (EOS, template end) whose score change is credited to the last response token.
+    ``needs_attention`` asks the runner for the final position's attention as well (the ``attention`` strategy);
+    the runner answers such an item with ``AttendedPrefixScores``.
     """
 
     input_ids: tuple[int, ...]
@@ -43,9 +45,24 @@ class EncodedItem:
     template_changed_response: bool = False
     tokens: tuple[str, ...] | None = None
     offsets: tuple[tuple[int, int], ...] | None = None
+    needs_attention: bool = False
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+
+class AttendedPrefixScores(list):
+    """Prefix scores (the list itself) plus ``final_attention``: the last layer's attention from the final position
+    to every position, averaged over heads (one weight per position, summing to 1).
+
+    A list subclass so it travels through the batcher exactly like plain prefix scores.
+    """
+
+    def __init__(self, prefix_scores: Sequence[float], final_attention: Sequence[float]) -> None:
+        super().__init__(prefix_scores)
+        if len(final_attention) != len(self):
+            raise ValueError(f"{len(final_attention)} attention weights for {len(self)} positions")
+        self.final_attention = list(final_attention)
 
 
 @dataclass(frozen=True)
@@ -68,7 +85,8 @@ class Runner(Protocol):
 
     ``encode`` is CPU work (tokenizer) and may run on any thread; ``prefix_scores`` is device work and runs on the
     batcher's single worker thread. ``prefix_scores`` returns, for every item, the score head read at every position
-    of one forward pass: ``result[i][t] = R(tokens of item i up to and including t)``.
+    of one forward pass: ``result[i][t] = R(tokens of item i up to and including t)``; for an item with
+    ``needs_attention`` it is an ``AttendedPrefixScores`` from that same pass.
     """
 
     info: ModelInfo

@@ -1,7 +1,8 @@
 """A deterministic runner with no model and no torch, for fast tests of everything above the runner.
 
 Its tokenizer is character-level (plus a ``<s>`` BOS it prepends and recognises in text); its prefix score is a
-running sum of a fixed pseudo-random weight per token id, so rewards are predictable: r_t = weight(id_t).
+running sum of a fixed pseudo-random weight per token id, so rewards are predictable: r_t = weight(id_t). Its
+"attention" from the final position is ``attention_logit(id)`` normalised over the sequence, equally predictable.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .base import EncodedItem, ItemInput, ModelInfo, TruncationMode
+from .base import AttendedPrefixScores, EncodedItem, ItemInput, ModelInfo, TruncationMode
 from .encoding import TokenizerEncoder
 
 BOS, BOS_ID, EOS_ID, PAD_ID = "<s>", 1, 2, 0
@@ -54,6 +55,17 @@ def token_weight(token_id: int) -> float:
     return ((token_id * 2654435761) % 1000) / 1000.0 - 0.5
 
 
+def attention_logit(token_id: int) -> float:
+    """Unnormalised attention the fake model's final position pays to a token: positive, id-dependent."""
+    return 0.05 + ((token_id * 40503) % 997) / 997.0
+
+
+def fake_final_attention(input_ids: Sequence[int]) -> list[float]:
+    logits = [attention_logit(i) for i in input_ids]
+    total = sum(logits)
+    return [value / total for value in logits]
+
+
 class FakeRunner:
     def __init__(self, max_length: int = 512, name: str = "fake-rm") -> None:
         self.encoder = TokenizerEncoder(CharTokenizer(), max_length, _VOCAB)
@@ -74,5 +86,7 @@ class FakeRunner:
             for token_id in item.input_ids:
                 total += token_weight(token_id)
                 scores.append(total)
+            if item.needs_attention:
+                scores = AttendedPrefixScores(scores, fake_final_attention(item.input_ids))
             results.append(scores)
         return results

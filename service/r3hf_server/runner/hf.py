@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from ..settings import Settings
+from .attention import attended_forward, last_attention_module
 from .base import EncodedItem, ItemInput, ModelInfo, TruncationMode
 from .encoding import TokenizerEncoder
 from .fingerprint import model_fingerprint
@@ -30,23 +31,35 @@ class HFRunner:
         self.model = ScoreHead(
             loaded.backbone, loaded.head, loaded.label_index, loaded.normalization, loaded.device, pad_id
         )
+        self._last_attention_module = None  # found on the first request for attention weights
 
     def encode(self, item: ItemInput, truncation: TruncationMode, with_tokens: bool) -> EncodedItem:
         return self.encoder.encode(item, truncation, with_tokens)
 
     def prefix_scores(self, batch: Sequence[EncodedItem]) -> list[list[float]]:
-        plan = plan_batch(batch, self.batch_policy)
         results: list[list[float]] = [[] for _ in batch]
-        for prompt, indices in plan.groups:
+        # Items that need attention weights run alone (one row, no mask): the rare, opt-in path stays simple and
+        # the fast paths below never see them.
+        plain = [i for i, item in enumerate(batch) if not item.needs_attention]
+        for index in (i for i, item in enumerate(batch) if item.needs_attention):
+            results[index] = attended_forward(self.model, self._last_attention(), batch[index].input_ids)
+        plan = plan_batch([batch[i] for i in plain], self.batch_policy)
+        for prompt, members in plan.groups:
+            indices = [plain[m] for m in members]
             responses = [batch[i].input_ids[len(prompt) :] for i in indices]
             shared = shared_prompt_forward(self.model, prompt, responses, self.batch_policy.equal_lengths_only)
             for index, scores in zip(indices, shared):
                 results[index] = scores
         if plan.singles:
-            scored = self.prefix_scores_of_ids([batch[i].input_ids for i in plan.singles])
-            for index, scores in zip(plan.singles, scored):
+            indices = [plain[m] for m in plan.singles]
+            for index, scores in zip(indices, self.prefix_scores_of_ids([batch[i].input_ids for i in indices])):
                 results[index] = scores
         return results
+
+    def _last_attention(self):  # type: ignore[no-untyped-def]
+        if self._last_attention_module is None:
+            self._last_attention_module = last_attention_module(self.model.backbone)
+        return self._last_attention_module
 
     def prefix_scores_of_ids(self, sequences: Sequence[Sequence[int]]) -> list[list[float]]:
         if self.batch_policy.packed:
