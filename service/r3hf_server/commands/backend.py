@@ -19,7 +19,9 @@ def add_backend_flags(parser: argparse.ArgumentParser, settings_class: type | No
 
     server = parser.add_argument_group("server (reached with r3hf_client)")
     server.add_argument("--url", help="Base URL of a running r3hf server; without it the model is loaded in-process.")
-    server.add_argument("--api-key", dest="client_api_key", help="Bearer key for a server that requires one.")
+    server.add_argument(
+        "--api-key", dest="client_api_key", metavar="KEY", help="Bearer key for a server that requires one."
+    )
     if settings_class is not None:  # the server extra is installed: an in-process model is possible
         local = parser.add_argument_group("in-process model (when --url is not given); same as r3hf serve")
         add_settings_flags(local, settings_class, include=lambda name: name not in _SERVING_ONLY and "key" not in name)
