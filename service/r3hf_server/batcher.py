@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .errors import NotReadyError, ServiceError
+from .errors import NotReadyError, OutOfMemoryError, ServiceError
 from .runner.base import EncodedItem
+from .runner.memory import is_out_of_memory, release_cached_memory
 from .runner.planning import BatchPolicy, batching_order
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class BatchObserver(Protocol):
 
     def item_skipped(self) -> None: ...
 
+    def batch_split(self, size: int) -> None: ...
+
 
 class _NoObserver:
     def batch_done(self, stats: BatchStats) -> None:
@@ -55,6 +58,9 @@ class _NoObserver:
         pass
 
     def item_skipped(self) -> None:
+        pass
+
+    def batch_split(self, size: int) -> None:
         pass
 
 
@@ -99,8 +105,10 @@ class TokenBudgetBatcher:
     def __init__(
         self, run_batch: RunBatch, *, max_batch_tokens: int, max_batch_size: int, max_wait_s: float,
         observer: BatchObserver | None = None, policy: BatchPolicy = BatchPolicy(),
+        out_of_memory: Callable[[BaseException], bool] = is_out_of_memory,
     ) -> None:
         self._run_batch = run_batch
+        self._is_out_of_memory = out_of_memory
         self.policy = policy
         self.observer: BatchObserver = observer or _NoObserver()
         self.max_batch_tokens = max_batch_tokens
@@ -122,15 +130,30 @@ class TokenBudgetBatcher:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="r3hf-batcher")
+        self._task.add_done_callback(self._worker_ended)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self.fail_waiting(NotReadyError("the server is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    def fail_waiting(self, error: ServiceError) -> None:
+        """Resolve every item not yet in a forward with ``error`` (a forward already running finishes)."""
         waiting = self._window + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
         for p in waiting:
-            _resolve_error(p.future, NotReadyError("the server is shutting down"))
-        self._executor.shutdown(wait=True)
+            if not p.started:
+                _resolve_error(p.future, error)
+
+    def _worker_ended(self, task: asyncio.Task) -> None:
+        """Supervision: a worker that died must not leave futures hanging, and must not look alive (/health)."""
+        if task.cancelled():
+            return
+        log.critical("the batch worker died; /health answers 503 from now on", exc_info=task.exception())
+        for p in self._window:
+            _resolve_error(p.future, ServiceError("the batch worker stopped; details are in the server log"))
+        self.fail_waiting(NotReadyError("the batch worker stopped; the server needs a restart"))
 
     def submit(self, item: EncodedItem) -> asyncio.Future:
         if not self.alive:
@@ -175,27 +198,63 @@ class TokenBudgetBatcher:
         return pending
 
     async def _run(self, batch: list[_Pending]) -> None:
-        items = [p.item for p in batch]
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         for p in batch:
             p.started = True
             self.observer.item_dequeued(started - p.enqueued_at)
+        await self._forward(batch, started)
+
+    async def _forward(self, batch: list[_Pending], started: float) -> None:
+        """One forward for ``batch``; out of memory → halves, retried down to single items; any other failure
+        fails this batch's items only and the worker lives on."""
+        items = [p.item for p in batch]
+        loop = asyncio.get_running_loop()
+        forward_started = time.perf_counter()
         try:
             results = await loop.run_in_executor(self._executor, self._run_batch, items)
             if len(results) != len(items):
                 raise RuntimeError(f"runner returned {len(results)} results for a batch of {len(items)} items")
-        except Exception as exc:  # one bad batch fails its own items only; the worker lives on
+        except Exception as exc:
+            if self._is_out_of_memory(exc):
+                await self._after_out_of_memory(batch, started, exc)
+                return
             log.exception("forward failed for a batch of %d items", len(items))
             for p in batch:
                 _resolve_error(p.future, exc)
             return
-        elapsed = time.perf_counter() - started
-        lengths = [len(item) for item in items]
-        self.observer.batch_done(BatchStats(len(items), sum(lengths), padded_cost(lengths), elapsed))
+        self._deliver(batch, results, started, forward_started)
+
+    async def _after_out_of_memory(self, batch: list[_Pending], started: float, exc: Exception) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, release_cached_memory)
+        if len(batch) == 1:
+            log.error("out of memory on a single item of %d tokens", len(batch[0].item), exc_info=exc)
+            _resolve_error(batch[0].future, OutOfMemoryError(
+                f"an item of {len(batch[0].item)} tokens did not fit in device memory even alone; "
+                "lower --max-length or send shorter items"
+            ))
+            return
+        lengths = [len(p.item) for p in batch]
+        log.warning(
+            "out of memory on a batch of %d items (%d padded tokens); retrying it in halves. If this repeats, "
+            "lower --max-batch-tokens", len(batch), padded_cost(lengths),
+        )
+        self.observer.batch_split(len(batch))
+        half = len(batch) // 2  # the batch is sorted by length: the halves hold the shorter and the longer items
+        for part in (batch[:half], batch[half:]):
+            live = [p for p in part if not p.future.done()]
+            if live:
+                await self._forward(live, started)
+
+    def _deliver(
+        self, batch: list[_Pending], results: list[PrefixScores], started: float, forward_started: float
+    ) -> None:
+        """``started``: when the items left the queue; ``forward_started``: this forward (later, after a split)."""
+        now = time.perf_counter()
+        lengths = [len(p.item) for p in batch]
+        self.observer.batch_done(BatchStats(len(batch), sum(lengths), padded_cost(lengths), now - forward_started))
         for p, scores in zip(batch, results):
             if not p.future.done():
-                p.future.set_result(ScoredItem(scores, started - p.enqueued_at, elapsed))
+                p.future.set_result(ScoredItem(scores, started - p.enqueued_at, now - started))
 
 
 def _resolve_error(future: asyncio.Future, exc: BaseException) -> None:

@@ -65,19 +65,22 @@ def _optional_settings_class():  # type: ignore[no-untyped-def]
 def serve(given: dict) -> int:
     settings = _settings_class()(**given)
     try:
-        import uvicorn
-
         from .api.app import build_runner, create_app
+        from .api.serving import serve_app
         from .errors import ModelRefusedError
     except ImportError as exc:
         raise SystemExit(f"r3hf: {_MISSING_EXTRA} ({exc})") from exc
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("r3hf_server").info("settings: %s", settings.model_dump_json())  # API keys print as ******
     try:
         runner = build_runner(settings)  # load before binding, so a refused model exits with its reason
     except ModelRefusedError as exc:
         print(f"r3hf: refusing to serve {settings.model}: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings, runner), host=settings.host, port=settings.port, log_level=settings.log_level)
+    app = create_app(settings, runner)
+    serve_app(app, settings.host, settings.port, settings.log_level, settings.drain_timeout_s)
+    if not app.state.engine:  # start-up failed (uvicorn logged why, e.g. the warm-up naming a setting)
+        return 3
     return 0
 
 

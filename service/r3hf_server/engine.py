@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from .batcher import ScoredItem, TokenBudgetBatcher
-from .errors import InvalidInputError, NonFiniteOutputError, TooLargeError
+from .admission import Admission
+from .errors import InvalidInputError, NonFiniteOutputError, RequestTimeoutError
+from .limits import check_request, default_max_item_chars
 from .redistribution import ItemScores, RedistributionOptions, all_finite, sequence_scores, token_rewards
 from .runner.base import EncodedItem, ItemInput, ModelInfo, Runner, TruncationMode
 
@@ -35,11 +37,15 @@ class RequestTimings:
 
 class RewardEngine:
     def __init__(
-        self, runner: Runner, batcher: TokenBudgetBatcher, *, max_items_per_request: int, tokenize_threads: int = 2
+        self, runner: Runner, batcher: TokenBudgetBatcher, *, max_items_per_request: int, tokenize_threads: int = 2,
+        max_queue_items: int | None = None, request_timeout_s: float | None = None, max_item_chars: int | None = None,
     ) -> None:
         self.runner = runner
         self.batcher = batcher
         self.max_items_per_request = max_items_per_request
+        self.admission = Admission(max_queue_items or max_items_per_request)
+        self.request_timeout_s = request_timeout_s
+        self.max_item_chars = max_item_chars or default_max_item_chars(runner.info.max_length)
         self._tokenize_pool = ThreadPoolExecutor(max_workers=tokenize_threads, thread_name_prefix="r3hf-tokenize")
 
     @property
@@ -76,10 +82,22 @@ class RewardEngine:
         self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool, timings: RequestTimings,
         with_attention: bool = False,
     ) -> list[tuple[EncodedItem, list[float]]]:
-        if len(inputs) > self.max_items_per_request:
-            raise TooLargeError(
-                f"{len(inputs)} items in one request exceed the limit of {self.max_items_per_request}; split it"
-            )
+        """Free checks first, then admission (429), then the work under the request's deadline (504)."""
+        check_request(inputs, self.max_items_per_request, self.max_item_chars)
+        with self.admission.admit(len(inputs)):
+            work = self._admitted_prefix_scores(inputs, truncation, with_tokens, timings, with_attention)
+            try:  # on timeout the work is cancelled: its queued items are skipped before the forward
+                return await asyncio.wait_for(work, self.request_timeout_s)
+            except asyncio.TimeoutError:
+                raise RequestTimeoutError(
+                    f"the request was not answered within {self.request_timeout_s:g} s (--request-timeout-s); "
+                    "the server is overloaded or the request is too large: retry later or split it"
+                ) from None
+
+    async def _admitted_prefix_scores(
+        self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool, timings: RequestTimings,
+        with_attention: bool,
+    ) -> list[tuple[EncodedItem, list[float]]]:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         encoded = await loop.run_in_executor(self._tokenize_pool, self._encode_all, inputs, truncation, with_tokens)

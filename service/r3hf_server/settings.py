@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
@@ -46,6 +46,40 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(64, ge=1, description="Most items in one forward batch.")
     max_wait_ms: float = Field(2.0, ge=0, description="How long the batcher waits for more items to fill a batch.")
     max_items_per_request: int = Field(4096, ge=1, description="Most items one request may carry (413 beyond).")
+    max_queue_items: int = Field(
+        8192, ge=1,
+        description="Most items admitted at once (tokenizing, queued or in a forward); a request that would pass "
+        "it gets 429 with Retry-After. Bounds the server's memory under any burst.",
+    )
+    max_item_chars: int | None = Field(
+        None, ge=1,
+        description="Most characters in one item (prompt + response, or all messages), checked before tokenizing "
+        "(422 beyond). Default: 32 x the token limit.",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Largest request body, counted while it streams in (413 beyond)."
+    )
+    request_timeout_s: float = Field(
+        180.0, gt=0, description="A request not answered within this many seconds gets 504; its queued items are dropped."
+    )
+    drain_timeout_s: float = Field(
+        30.0, ge=0,
+        description="On SIGTERM, how long requests accepted before the signal may take to finish before the "
+        "server exits (new requests get 503 meanwhile).",
+    )
+    api_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated API keys; when any key is set (here or in --api-keys-file) every route except "
+        "--public-paths needs 'Authorization: Bearer <key>' (or HTTP Basic with the key as password). Prefer the "
+        "environment variable or the file to the flag, which shows in the process list.",
+    )
+    api_keys_file: str | None = Field(
+        None, description="File with one API key per line (blank lines and lines starting with # are ignored)."
+    )
+    public_paths: str = Field(
+        "/health,/ready,/metrics",
+        description="Comma-separated paths that need no API key; a trailing * matches a prefix (e.g. /playground*).",
+    )
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         "auto", description="Attention kernels: auto = SDPA where the architecture supports it, else its default."
     )
@@ -73,3 +107,12 @@ class Settings(BaseSettings):
     )
     runner: Literal["hf", "fake"] = Field("hf", description="hf = the real model; fake = deterministic test runner.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    @model_validator(mode="after")
+    def _one_request_fits_the_queue(self) -> "Settings":
+        if self.max_items_per_request > self.max_queue_items:
+            raise ValueError(
+                f"--max-items-per-request ({self.max_items_per_request}) exceeds --max-queue-items "
+                f"({self.max_queue_items}): a request that large could never be admitted"
+            )
+        return self

@@ -31,7 +31,7 @@ CHECKED_METRICS = {
     "r3hf_queue_duration_seconds", "r3hf_tokenize_duration_seconds", "r3hf_inference_duration_seconds",
     "r3hf_batch_size", "r3hf_batch_tokens", "r3hf_batch_padded_tokens", "r3hf_batch_token_budget",
     "r3hf_input_tokens", "r3hf_items_total", "r3hf_items_skipped_total", "r3hf_client_disconnects_total",
-    "r3hf_model_ready", "r3hf_build_info",
+    "r3hf_model_ready", "r3hf_build_info", "r3hf_oom_splits_total",
 }
 
 

@@ -19,8 +19,12 @@ from ..engine import RewardEngine
 from ..runner.base import Runner
 from ..runner.planning import BatchPolicy
 from ..settings import Settings
+from ..warmup import warm_up
 from .adapters import router as trainer_adapters_router
+from .auth import ApiKeyAuth, PublicPaths, load_api_keys
+from .body_limit import BodySizeLimit
 from .disconnect import install_disconnect_handler
+from .drain import Drain
 from .errors import install_error_handlers
 from .metrics import PROBE_ROUTES, Metrics
 from .playground import router as playground_router
@@ -45,6 +49,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = runner or await asyncio.to_thread(build_runner, settings)
+        await asyncio.to_thread(warm_up, model, settings.max_batch_tokens, settings.max_batch_size)
         batcher = TokenBudgetBatcher(
             model.prefix_scores,
             max_batch_tokens=settings.max_batch_tokens,
@@ -54,7 +59,11 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
             policy=getattr(model, "batch_policy", BatchPolicy()),
         )
         await batcher.start()
-        engine = RewardEngine(model, batcher, max_items_per_request=settings.max_items_per_request)
+        engine = RewardEngine(
+            model, batcher, max_items_per_request=settings.max_items_per_request,
+            max_queue_items=settings.max_queue_items, request_timeout_s=settings.request_timeout_s,
+            max_item_chars=settings.max_item_chars,
+        )
         _publish(app, engine)
         try:
             yield
@@ -73,6 +82,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
     app.state.settings = settings
     app.state.engine = None
     app.state.stopping = False
+    app.state.drain = Drain()
     app.state.metrics = Metrics()
     app.state.metrics.batch_token_budget.set(settings.max_batch_tokens)
     install_error_handlers(app)
@@ -80,8 +90,21 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
     app.include_router(router)
     app.include_router(trainer_adapters_router)
     app.include_router(playground_router)
+    _install_guards(app, settings)
     app.middleware("http")(_bookkeeping)
     return app
+
+
+def _install_guards(app: FastAPI, settings: Settings) -> None:
+    """Body size inside, API keys outside it: an unauthenticated client is refused before any body is read."""
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    keys = load_api_keys(settings)
+    if keys:
+        app.add_middleware(ApiKeyAuth, keys=keys, public_paths=PublicPaths(settings.public_paths))
+        log.info("API keys required (%d configured); public paths: %s", len(keys), settings.public_paths)
+    elif settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("no API key is configured and the server listens on %s: anyone who can reach it may use it",
+                    settings.host)
 
 
 def _publish(app: FastAPI, engine: RewardEngine) -> None:
@@ -98,8 +121,13 @@ async def _bookkeeping(request: Request, call_next) -> Response:  # type: ignore
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     is_load = request.url.path not in PROBE_ROUTES
     started = time.perf_counter()
+    drain: Drain = request.app.state.drain
+    request.state.arrived_while_draining = drain.draining
+    accepted = is_load and not drain.draining  # what a drain waits for; later arrivals get a quick 503
     if is_load:
         metrics.in_flight.inc()
+    if accepted:
+        drain.in_flight += 1
     try:
         response = await call_next(request)
     except Exception:  # the catch-all 500 handler sits outside this middleware: count the 500 here
@@ -108,6 +136,8 @@ async def _bookkeeping(request: Request, call_next) -> Response:  # type: ignore
     finally:
         if is_load:
             metrics.in_flight.dec()
+        if accepted:
+            drain.in_flight -= 1
     elapsed = time.perf_counter() - started
     response.headers["x-request-id"] = request_id
     response.headers["x-total-time"] = f"{elapsed * 1000:.2f}"

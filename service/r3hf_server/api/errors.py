@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from r3hf_client.errors import HTTP_STATUS, ErrorType
 
-from ..errors import ServiceError
+from ..errors import OverloadedError, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +22,14 @@ def _is_malformed(error: dict) -> bool:
     return error.get("type") == "json_invalid" or (error.get("type") == "model_attributes_type" and loc == ("body",))
 
 
-def error_response(error_type: ErrorType, message: str, status_code: int | None = None) -> JSONResponse:
+def error_response(
+    error_type: ErrorType, message: str, status_code: int | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     # x-error-type lets the request counters label errors without parsing the body.
     return JSONResponse(
         {"error": message, "error_type": error_type.value},
         status_code=status_code or HTTP_STATUS[error_type],
-        headers={"x-error-type": error_type.value},
+        headers={"x-error-type": error_type.value, **(headers or {})},
     )
 
 
@@ -52,7 +54,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         if exc.error_type in (ErrorType.INTERNAL, ErrorType.NON_FINITE_OUTPUT):
             log.error("request failed: %s", exc.message, exc_info=exc.__cause__)
-        return error_response(exc.error_type, exc.message)
+        headers = {"retry-after": str(exc.retry_after_s)} if isinstance(exc, OverloadedError) else None
+        return error_response(exc.error_type, exc.message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -61,7 +64,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error_type = _TYPE_BY_HTTP_STATUS.get(exc.status_code, ErrorType.MALFORMED_REQUEST)
-        return error_response(error_type, str(exc.detail), status_code=exc.status_code)
+        # keep the exception's own headers: a 405 must say which methods are allowed (Allow, RFC 9110)
+        return error_response(error_type, str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

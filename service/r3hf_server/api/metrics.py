@@ -79,8 +79,12 @@ class Metrics:
             registry=r,
         )
         self.items_skipped = Counter(
-            "r3hf_items_skipped", "Queued items dropped before the forward because their request went away.",
+            "r3hf_items_skipped", "Queued items dropped before the forward because their request went away "
+            "(client disconnected or --request-timeout-s passed).",
             registry=r,
+        )
+        self.oom_splits = Counter(
+            "r3hf_oom_splits", "Forward batches that ran out of device memory and were retried in halves.", registry=r
         )
 
     def _define_state_metrics(self) -> None:
@@ -123,3 +127,6 @@ class Metrics:
 
     def item_skipped(self) -> None:
         self.items_skipped.inc()
+
+    def batch_split(self, size: int) -> None:
+        self.oom_splits.inc()

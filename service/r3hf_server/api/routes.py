@@ -20,8 +20,10 @@ router = APIRouter()
 _ERRORS = {
     code: {"model": wire.ErrorBody, "description": text}
     for code, text in {
-        400: "Malformed body", 413: "Too many items", 422: "Invalid request: names the item and what to change",
-        500: "Model failure", 503: "Model not loaded yet, or shutting down",
+        400: "Malformed body", 401: "Missing or wrong API key (when the server has keys)",
+        413: "Body or item count over the limit", 422: "Invalid request: names the item and what to change",
+        429: "Overloaded: retry after the Retry-After header's seconds", 500: "Model failure",
+        503: "Model not loaded yet, or shutting down", 504: "Not answered within --request-timeout-s",
     }.items()
 }
 
@@ -30,6 +32,8 @@ def _engine(request: Request) -> RewardEngine:
     engine: RewardEngine | None = getattr(request.app.state, "engine", None)
     if engine is None or not engine.batcher.alive:
         raise NotReadyError("the model is not loaded yet or the server is shutting down; retry shortly")
+    if getattr(request.state, "arrived_while_draining", False):
+        raise NotReadyError("the server is shutting down; retry (another replica will answer)")
     return engine
 
 
@@ -99,7 +103,7 @@ async def ready(request: Request) -> JSONResponse:
 def is_ready(app: FastAPI) -> bool:
     """Model loaded, worker alive, not draining: what /ready and r3hf_model_ready report."""
     engine: RewardEngine | None = getattr(app.state, "engine", None)
-    return engine is not None and engine.batcher.alive and not app.state.stopping
+    return engine is not None and engine.batcher.alive and not app.state.stopping and not app.state.drain.draining
 
 
 @router.get("/info", operation_id="info", response_model=wire.InfoResponse, responses=_ERRORS)

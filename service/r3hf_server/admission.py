@@ -1,0 +1,45 @@
+"""Admission control: a bound on the items the server holds at once, so no burst can grow its memory without limit.
+
+An item is held from the moment its request is admitted (before tokenizing) until its request is answered, so the
+bound covers tokenized items, the queue, the batcher's window and the forward. Past the bound a request is refused
+whole with 429 and ``Retry-After``: a trainer backs off and retries, instead of the server queueing work it would
+answer only after the trainer's own timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import OverloadedError
+
+# Whole seconds (RFC 9110 delta-seconds). One second is several forward batches on a GPU: long enough for the queue
+# to move, short enough that a retrying trainer is not idle for long; clients add their own jittered backoff on top.
+RETRY_AFTER_S = 1
+
+
+class Admission:
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+        self.held = 0
+        self.peak = 0  # high-water mark, so tests and operators can see the bound held
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def admit(self, count: int) -> Iterator[None]:
+        """Hold ``count`` items for the duration of the block, or raise OverloadedError at once."""
+        with self._lock:
+            if self.held + count > self.max_items:
+                raise OverloadedError(
+                    f"the server is at capacity ({self.held} of {self.max_items} items admitted); "
+                    f"retry after {RETRY_AFTER_S} s",
+                    retry_after_s=RETRY_AFTER_S,
+                )
+            self.held += count
+            self.peak = max(self.peak, self.held)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held -= count
