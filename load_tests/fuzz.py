@@ -1,6 +1,6 @@
 """Long fuzz run: the suite's schemathesis test (tests/reliability/test_fuzz.py) with many more generated cases.
 
-    .venv/bin/python load_tests/fuzz.py                     # 150 examples per operation: ≥ 1,000 cases in all
+    .venv/bin/python load_tests/fuzz.py                     # 200 examples per operation: ≥ 1,000 cases in all
     .venv/bin/python load_tests/fuzz.py --examples 400
 
 It runs pytest on that test with R3HF_FUZZ_EXAMPLES set, against a server on 127.0.0.1 over the fake runner, and
@@ -24,7 +24,7 @@ TEST = "tests/reliability/test_fuzz.py"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--examples", type=int, default=150, help="generated examples per operation (≤ 2000)")
+    parser.add_argument("--examples", type=int, default=200, help="generated examples per operation (≤ 2000)")
     parser.add_argument("--min-cases", type=int, default=1000, help="fail if fewer cases ran in all")
     args = parser.parse_args(argv)
     if not 1 <= args.examples <= 2000:

@@ -136,14 +136,16 @@ class TokenBudgetBatcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self.fail_waiting(NotReadyError("the server is shutting down"))
+        # the cancelled loop will never deliver a running forward's results: resolve those items too
+        self.fail_waiting(NotReadyError("the server is shutting down"), started_too=True)
         self._executor.shutdown(wait=True)
 
-    def fail_waiting(self, error: ServiceError) -> None:
-        """Resolve every item not yet in a forward with ``error`` (a forward already running finishes)."""
+    def fail_waiting(self, error: ServiceError, *, started_too: bool = False) -> None:
+        """Resolve every collected or queued item with ``error``; items already in a forward only if ``started_too``
+        (otherwise that forward finishes and delivers them)."""
         waiting = self._window + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
         for p in waiting:
-            if not p.started:
+            if started_too or not p.started:
                 _resolve_error(p.future, error)
 
     def _worker_ended(self, task: asyncio.Task) -> None:

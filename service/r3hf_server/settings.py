@@ -60,7 +60,9 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1, description="Largest request body, counted while it streams in (413 beyond)."
     )
     request_timeout_s: float = Field(
-        180.0, gt=0, description="A request not answered within this many seconds gets 504; its queued items are dropped."
+        150.0, gt=0,
+        description="A request not answered within this many seconds gets 504; its queued items are dropped. Below "
+        "the 180 s that OpenRLHF and this project's client wait, so they get a clean answer rather than a timeout.",
     )
     drain_timeout_s: float = Field(
         30.0, ge=0,

@@ -36,7 +36,7 @@ def test_every_non_public_path_is_closed_without_a_valid_key(secured, path, head
         path, headers=headers)
     assert r.status_code == 401, (path, headers, r.status_code)
     assert r.json()["error_type"] == "unauthorized" and "Bearer" in r.json()["error"]
-    assert "Basic" in r.headers["www-authenticate"]
+    assert r.headers["www-authenticate"].startswith("Bearer")  # never Basic: browsers would pop up a login dialog
 
 
 def test_public_paths_need_no_key(secured):
@@ -86,3 +86,14 @@ def test_keys_never_reach_the_logs(monkeypatch, caplog):
     cli.serve(args)
     assert "settings:" in caplog.text and "api_keys" in caplog.text
     assert KEY not in caplog.text and "**********" in caplog.text
+
+
+def test_a_trainer_that_cannot_set_headers_puts_the_key_in_the_url(serve_faulty):
+    """OpenRLHF posts with requests to --remote_rm_url: credentials in the URL become a Basic header."""
+    requests = pytest.importorskip("requests")
+    base_url, _, _ = serve_faulty(api_keys=KEY)
+    host = base_url.removeprefix("http://")
+    body = {"query": ["How are you? Fine."], "prompts": ["How are you?"], "labels": [""]}
+    assert requests.post(f"{base_url}/get_reward", json=body, timeout=30).status_code == 401
+    r = requests.post(f"http://r3hf:{KEY}@{host}/get_reward", json=body, timeout=30)
+    assert r.status_code == 200 and len(r.json()["rewards"]) == 1

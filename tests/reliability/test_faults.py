@@ -11,7 +11,7 @@ import pytest
 
 from r3hf_client.wire import ScoreResponse
 from r3hf_server.batcher import TokenBudgetBatcher
-from r3hf_server.errors import OutOfMemoryError, WarmUpError
+from r3hf_server.errors import NotReadyError, OutOfMemoryError, WarmUpError
 from r3hf_server.runner.base import EncodedItem
 from r3hf_server.runner.faults import OOM_MESSAGE, Faults
 from r3hf_server.runner.memory import is_out_of_memory
@@ -172,3 +172,26 @@ def test_an_impossible_batch_setting_fails_at_start_naming_the_knob():
     app, _ = faulty_app(Faults(oom_above_tokens=1000), max_batch_tokens=1000)
     with in_process(app) as client:
         assert client.get("/ready").status_code == 200
+
+
+def test_stop_answers_items_whose_forward_is_still_running():
+    gate = threading.Event()
+
+    def held(batch):  # type: ignore[no-untyped-def]
+        gate.wait(5)
+        return [[0.0] * len(i) for i in batch]
+
+    async def body():  # type: ignore[no-untyped-def]
+        batcher = TokenBudgetBatcher(held, max_batch_tokens=64, max_batch_size=8, max_wait_s=0)
+        await batcher.start()
+        running = batcher.submit(encoded(3))
+        await asyncio.sleep(0.1)  # in the forward now
+        stopping = asyncio.ensure_future(batcher.stop())
+        await asyncio.sleep(0.1)
+        answered = running.done()
+        gate.set()
+        await stopping
+        return answered, running
+
+    answered, running = asyncio.run(body())
+    assert answered and isinstance(running.exception(), NotReadyError)

@@ -6,8 +6,9 @@ key as the password and any user name. Basic is the way in for callers that cann
 - OpenRLHF (and any trainer that posts with requests, httpx or aiohttp) turns credentials in the URL into a Basic
   header: ``--remote_rm_url http://r3hf:<key>@host:8000/get_reward``. The key never travels in the request line, so
   it stays out of access logs (it does stay in the trainer's own command line).
-- A browser (the playground page) asks for user name and password once on the 401's ``WWW-Authenticate: Basic``
-  challenge and then sends them with every request to the server, fetches from the page included.
+
+The 401's challenge names Bearer only: a Basic challenge would make browsers pop up a login dialog over pages (the
+playground) that send the key themselves. Clients that use Basic send it without being challenged.
 
 Keys are compared in constant time with ``hmac.compare_digest`` against every configured key (no early exit), so
 timing tells nothing about how much of a guess was right. Keys are never logged: settings hold them as SecretStr.
@@ -30,7 +31,7 @@ from .errors import error_response
 
 log = logging.getLogger(__name__)
 
-CHALLENGE = 'Bearer realm="r3hf", Basic realm="r3hf", charset="UTF-8"'
+CHALLENGE = 'Bearer realm="r3hf"'
 
 
 def load_api_keys(settings: Settings) -> list[bytes]:
