@@ -114,6 +114,8 @@ class TokenBudgetBatcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
+        # Set by the engine: with nothing on its way (a lone client), waiting max_wait only adds latency.
+        self.more_items_coming: Callable[[], bool] = lambda: True
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r3hf-forward")
         self._task: asyncio.Task | None = None
@@ -185,7 +187,7 @@ class TokenBudgetBatcher:
         while meter.cost < self.max_batch_tokens and meter.count < self.max_batch_size:
             if self._queue.empty():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or not self.more_items_coming():
                     break
                 try:
                     entry = await asyncio.wait_for(self._queue.get(), remaining)

@@ -138,3 +138,24 @@ def test_queue_depth_counts_collected_items_until_they_start_and_stop_resolves_t
 
     depth, done = run(body())
     assert depth == 3 and all(done)
+
+
+def test_a_lone_item_does_not_wait_for_company_when_nothing_else_is_coming():
+    async def body(batcher):
+        batcher.more_items_coming = lambda: False
+        started = asyncio.get_running_loop().time()
+        await batcher.submit(item(3))
+        return asyncio.get_running_loop().time() - started
+
+    batcher_wait = 2.0
+
+    async def main():
+        batcher = TokenBudgetBatcher(lambda b: [[0.0] * len(i) for i in b], max_batch_tokens=64, max_batch_size=8,
+                                     max_wait_s=batcher_wait)
+        await batcher.start()
+        try:
+            return await body(batcher)
+        finally:
+            await batcher.stop()
+
+    assert run(main()) < batcher_wait / 4

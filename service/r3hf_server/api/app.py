@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
             max_queue_items=settings.max_queue_items, request_timeout_s=settings.request_timeout_s,
             max_item_chars=settings.max_item_chars,
         )
+        batcher.more_items_coming = engine.more_items_coming
         _publish(app, engine)
         try:
             yield
