@@ -8,7 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -81,24 +81,31 @@ def served(model_dir: str, port: int, *flags: str):
     """`r3hf serve` in a subprocess on 127.0.0.1:port, stopped on exit."""
     cmd = [sys.executable, "-m", "r3hf_server", "serve", "--model", model_dir, "--port", str(port),
            "--log-level", "warning", *flags]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    with server_process(cmd, port, lambda base: httpx.get(f"{base}/ready", timeout=2)) as base_url:
+        yield base_url
+
+
+@contextmanager
+def server_process(cmd: list[str], port: int, probe: Callable[[str], httpx.Response], extra_env: dict | None = None):
+    """Start ``cmd``, wait until ``probe(base_url)`` answers 200, stop it on exit."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(extra_env or {})}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base_url, proc)
+        _wait_ready(base_url, proc, probe)
         yield base_url
     finally:
         proc.terminate()
         proc.wait(timeout=60)
 
 
-def _wait_ready(base_url: str, proc: subprocess.Popen, timeout_s: float = 300) -> None:
+def _wait_ready(base_url: str, proc: subprocess.Popen, probe, timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+            raise RuntimeError(f"server exited: {proc.stderr.read()[-3000:] if proc.stderr else ''}")
         try:
-            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+            if probe(base_url).status_code == 200:
                 return
         except httpx.TransportError:
             pass

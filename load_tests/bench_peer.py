@@ -6,13 +6,12 @@ OpenRLHF protocol request, POST /get_reward {"query": [...], "prompts": [...], "
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench_http import _wait_ready
+import httpx
+from bench_http import server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = ROOT / ".venv-openrlhf" / "bin" / "python"
@@ -29,35 +28,11 @@ def openrlhf_served(model_dir: str, port: int, batch_size: int):
     cmd = [str(PEER_PYTHON), "-m", "openrlhf.cli.serve_rm", "--reward.model_name_or_path", model_dir,
            "--host", "127.0.0.1", "--port", str(port), "--ds.attn_implementation", "sdpa",
            "--ds.param_dtype", "bf16", "--data.max_len", "4096", "--batch_size", str(batch_size)]
-    env = {**os.environ, "PYTHONPATH": str(STUB), "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready_peer(base_url, proc)
+    # The peer has no /ready: a tiny /get_reward answering 200 means it is up.
+    tiny = {"query": ["a"], "prompts": [""], "labels": [""]}
+    probe = lambda base: httpx.post(f"{base}/get_reward", json=tiny, timeout=30)  # noqa: E731
+    with server_process(cmd, port, probe, {"PYTHONPATH": str(STUB)}) as base_url:
         yield base_url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
-def _wait_ready_peer(base_url: str, proc: subprocess.Popen) -> None:
-    """The peer has no /ready: a tiny /get_reward answering 200 means it is up."""
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"openrlhf peer exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
-        try:
-            r = httpx.post(f"{base_url}/get_reward", json={"query": ["a"], "prompts": [""], "labels": [""]}, timeout=30)
-            if r.status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{base_url} not ready")
 
 
 def text_queries(tokenizer, samples, seed: int = 3) -> list[tuple[str, str, int]]:
