@@ -32,6 +32,12 @@ class LoadResult:
     def items_per_s(self) -> float:
         return self.items / self.seconds
 
+    def overhead_p50_ms(self) -> float:
+        """Median over requests of (latency seen by the client - the server's x-inference-time): HTTP, queue,
+        tokenization and serialization on top of the forward."""
+        extra = sorted(1000 * lat - inf for lat, inf in zip(self.latencies, self.server_inference_ms))
+        return extra[len(extra) // 2] if extra else float("nan")
+
     def latency_ms(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -85,7 +85,8 @@ def row(name: str, result, ceiling_tok_s: float) -> dict:
     return {"scenario": name, "tok_s": result.tokens_per_s, "items_s": result.items_per_s,
             "p50_ms": result.latency_ms(0.5), "p95_ms": result.latency_ms(0.95), "p99_ms": result.latency_ms(0.99),
             "vs_ceiling": result.tokens_per_s / ceiling_tok_s,
-            "server_inference_p50_ms": median(result.server_inference_ms)}
+            "server_inference_p50_ms": median(result.server_inference_ms),
+            "overhead_p50_ms": result.overhead_p50_ms()}
 
 
 def http_scenarios(model_dir: str, dtype: str, size: dict, samples, ceiling_tok_s: float, vocab: int) -> list[dict]:
