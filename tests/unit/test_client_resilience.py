@@ -151,7 +151,9 @@ def test_replicas_share_the_chunks_and_cover_for_each_other():
 
 def test_a_replica_serving_another_model_fails_loudly():
     a, b = Replica("fp-a"), Replica("fp-b")
-    with RewardClient(["http://a", "http://b"], transport=routed({"a": a, "b": b}), chunk_size=1) as client:
+    # one request at a time so the first answer (the one that pins) comes from replica a, not whichever is faster
+    urls = ["http://a", "http://b"]
+    with RewardClient(urls, transport=routed({"a": a, "b": b}), chunk_size=1, max_concurrency=1) as client:
         with pytest.raises(FingerprintMismatchError, match="fp-b"):
             client.score(items(4))
         assert client.fingerprint == "fp-a"
