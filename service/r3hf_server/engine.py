@@ -47,7 +47,7 @@ class RewardEngine:
         self.request_timeout_s = request_timeout_s
         self.max_item_chars = max_item_chars or default_max_item_chars(runner.info.max_length)
         self._tokenize_pool = ThreadPoolExecutor(max_workers=tokenize_threads, thread_name_prefix="r3hf-tokenize")
-        self._preparing = 0  # requests being tokenized: their items are about to reach the batcher
+        self.requests_awaiting_scores = 0  # requests whose items are all with the batcher
 
     @property
     def info(self) -> ModelInfo:
@@ -101,24 +101,21 @@ class RewardEngine:
     ) -> list[tuple[EncodedItem, list[float]]]:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        self._preparing += 1
-        try:
-            encoded = await loop.run_in_executor(
-                self._tokenize_pool, self._encode_all, inputs, truncation, with_tokens
-            )
-            timings.tokenize_seconds = time.perf_counter() - started
-            if with_attention:
-                encoded = [replace(item, needs_attention=True) for item in encoded]
-            to_run = [item for item in encoded if len(item) > 0]  # an empty prompt and response reads no token
-            futures = [self.batcher.submit(item) for item in to_run]
-        finally:
-            self._preparing -= 1
+        encoded = await loop.run_in_executor(self._tokenize_pool, self._encode_all, inputs, truncation, with_tokens)
+        timings.tokenize_seconds = time.perf_counter() - started
+        if with_attention:
+            encoded = [replace(item, needs_attention=True) for item in encoded]
+        to_run = [item for item in encoded if len(item) > 0]  # an empty prompt and response reads no token
+        futures = [self.batcher.submit(item) for item in to_run]
+        self.requests_awaiting_scores += 1
         try:
             done: list[ScoredItem] = await asyncio.gather(*futures)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
+        finally:
+            self.requests_awaiting_scores -= 1
         for item_scores in done:
             timings.add(item_scores)
         results = iter(d.prefix_scores for d in done)
@@ -127,10 +124,6 @@ class RewardEngine:
             if not all_finite(scores):
                 raise NonFiniteOutputError(f"item {index}: the model produced a non-finite score (NaN or inf)")
         return scored
-
-    def more_items_coming(self) -> bool:
-        """Whether waiting could fill a batch: some admitted request has not submitted its items yet."""
-        return self._preparing > 0
 
     def _encode_all(
         self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool

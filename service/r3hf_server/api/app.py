@@ -64,7 +64,10 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
             max_queue_items=settings.max_queue_items, request_timeout_s=settings.request_timeout_s,
             max_item_chars=settings.max_item_chars,
         )
-        batcher.more_items_coming = engine.more_items_coming
+        # Waiting for company helps only if some accepted request has not handed its items over yet (a GRPO burst
+        # still being parsed); a lone client would just pay the wait.
+        drain = app.state.drain
+        batcher.more_items_coming = lambda: drain.in_flight > engine.requests_awaiting_scores
         _publish(app, engine)
         try:
             yield
