@@ -73,13 +73,11 @@ class FakeRunner:
             name=name, model_path="fake", fingerprint="fake0000fake0000", architecture="FakeRunner",
             dtype="float64", device="cpu", max_length=max_length, has_chat_template=True,
         )
-        self.batches: list[int] = []  # sizes of the batches it ran, for tests of the batcher
 
     def encode(self, item: ItemInput, truncation: TruncationMode, with_tokens: bool) -> EncodedItem:
         return self.encoder.encode(item, truncation, with_tokens)
 
     def prefix_scores(self, batch: Sequence[EncodedItem]) -> list[list[float]]:
-        self.batches.append(len(batch))
         results = []
         for item in batch:
             total, scores = 0.0, []

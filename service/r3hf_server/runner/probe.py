@@ -59,15 +59,11 @@ def verify_per_position_head(runner: HFRunner) -> None:
             "cannot give prefix scores"
         )
     half = padded_forward(runner.model, [probe[: _PROBE_LENGTH // 2]])[0]
-    if not _close_prefix(half, full, tolerance):
+    if not _all_close([half], [full[: len(half)]], tolerance):
         raise ModelRefusedError(
             f"{runner.info.architecture} is not causal: a prefix's scores change when later tokens are added, so "
             "the score at position t is not the score of the prefix y<=t"
         )
-
-
-def _close_prefix(short: list[float], full: list[float], tolerance: float) -> bool:
-    return all(_close(a, b, tolerance) for a, b in zip(short, full))
 
 
 def choose_batch_policy(runner: HFRunner, settings: Settings) -> BatchPolicy:
