@@ -106,6 +106,7 @@ class TokenBudgetBatcher:
         self, run_batch: RunBatch, *, max_batch_tokens: int, max_batch_size: int, max_wait_s: float,
         observer: BatchObserver | None = None, policy: BatchPolicy = BatchPolicy(),
         out_of_memory: Callable[[BaseException], bool] = is_out_of_memory,
+        more_items_coming: Callable[[], bool] = lambda: True,
     ) -> None:
         self._run_batch = run_batch
         self._is_out_of_memory = out_of_memory
@@ -114,8 +115,8 @@ class TokenBudgetBatcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
-        # Set by the engine: with nothing on its way (a lone client), waiting max_wait only adds latency.
-        self.more_items_coming: Callable[[], bool] = lambda: True
+        # The engine's signal: with nothing on its way (a lone client), waiting max_wait only adds latency.
+        self._more_items_coming = more_items_coming
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r3hf-forward")
         self._task: asyncio.Task | None = None
@@ -187,7 +188,7 @@ class TokenBudgetBatcher:
         while meter.cost < self.max_batch_tokens and meter.count < self.max_batch_size:
             if self._queue.empty():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self.more_items_coming():
+                if remaining <= 0 or not self._more_items_coming():
                     break
                 try:
                     entry = await asyncio.wait_for(self._queue.get(), remaining)

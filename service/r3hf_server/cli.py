@@ -65,9 +65,10 @@ def _optional_settings_class():  # type: ignore[no-untyped-def]
 def serve(given: dict) -> int:
     settings = _settings_class()(**given)
     try:
-        from .api.app import build_runner, create_app
+        from .api.app import create_app
         from .api.serving import serve_app
         from .errors import ModelRefusedError
+        from .runner.build import build_runner
     except ImportError as exc:
         raise SystemExit(f"r3hf: {_MISSING_EXTRA} ({exc})") from exc
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,10 @@
-"""Admission and per-item futures: encode a request's items, submit them to the batcher, redistribute the scores."""
+"""The api's only door to the model: admission, per-item futures, and the serving state the api reports.
+
+``RewardEngine.open`` builds the runner (unless one is given), warms it up, starts the batcher and returns the engine;
+the api then needs nothing below this module. The engine encodes a request's items, submits them to the batcher and
+redistributes the scores; it also owns the signals the api reads (readiness, liveness, queue depth) and the one the
+batcher reads (whether more items are on their way).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,21 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from .batcher import ScoredItem, TokenBudgetBatcher
 from .admission import Admission
-from .errors import InvalidInputError, NonFiniteOutputError, RequestTimeoutError
+from .batcher import BatchObserver, BatchStats, ScoredItem, TokenBudgetBatcher
+from .errors import InvalidInputError, NonFiniteOutputError, RequestTimeoutError, ServiceError
 from .limits import check_request, default_max_item_chars
 from .redistribution import ItemScores, RedistributionOptions, all_finite, sequence_scores, token_rewards
-from .runner.base import EncodedItem, ItemInput, ModelInfo, Runner, TruncationMode
+from .runner.base import ChatInput, EncodedItem, IdsInput, ItemInput, ModelInfo, Runner, TextInput, TruncationMode
+from .runner.build import build_runner
+from .settings import Settings
+from .warmup import warm_up
+
+# The api's vocabulary, re-exported so that nothing under api/ imports the batcher or the runner.
+__all__ = [
+    "BatchObserver", "BatchStats", "ChatInput", "EncodedItem", "IdsInput", "ItemInput", "ItemOutcome", "ModelInfo",
+    "RequestTimings", "RewardEngine", "Runner", "TextInput", "TruncationMode",
+]
 
 
 @dataclass(frozen=True)
@@ -37,24 +52,78 @@ class RequestTimings:
 
 class RewardEngine:
     def __init__(
-        self, runner: Runner, batcher: TokenBudgetBatcher, *, max_items_per_request: int, tokenize_threads: int = 2,
-        max_queue_items: int | None = None, request_timeout_s: float | None = None, max_item_chars: int | None = None,
+        self, runner: Runner, settings: Settings, observer: BatchObserver | None = None, tokenize_threads: int = 2
     ) -> None:
         self.runner = runner
-        self.batcher = batcher
-        self.max_items_per_request = max_items_per_request
-        self.admission = Admission(max_queue_items or max_items_per_request)
-        self.request_timeout_s = request_timeout_s
-        self.max_item_chars = max_item_chars or default_max_item_chars(runner.info.max_length)
+        self.max_items_per_request = settings.max_items_per_request
+        self.admission = Admission(settings.max_queue_items or settings.max_items_per_request)
+        self.request_timeout_s = settings.request_timeout_s
+        self.max_item_chars = settings.max_item_chars or default_max_item_chars(runner.info.max_length)
         self._tokenize_pool = ThreadPoolExecutor(max_workers=tokenize_threads, thread_name_prefix="r3hf-tokenize")
-        self.requests_awaiting_scores = 0  # requests whose items are all with the batcher
+        self._batcher = TokenBudgetBatcher(
+            runner.prefix_scores, max_batch_tokens=settings.max_batch_tokens, max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_wait_ms / 1000.0, observer=observer, policy=runner.batch_policy,
+            more_items_coming=self._more_items_coming,
+        )
+        self._requests_in_flight = 0  # announced by the api (body still being read, or being scored)
+        self._requests_awaiting_scores = 0  # requests whose items are all with the batcher
+        self._stopping = False
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, runner: Runner | None = None, observer: BatchObserver | None = None
+    ) -> RewardEngine:
+        """Load the model (unless ``runner`` is given), warm it up at the largest batch allowed, start the worker."""
+        model = runner or await asyncio.to_thread(build_runner, settings)
+        await asyncio.to_thread(warm_up, model, settings.max_batch_tokens, settings.max_batch_size)
+        engine = cls(model, settings, observer)
+        await engine._batcher.start()
+        return engine
+
+    async def stop(self) -> None:
+        """Stop taking work; items still queued or in a forward are answered 503 (``not_ready``)."""
+        self._stopping = True
+        await self._batcher.stop()
+        self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def info(self) -> ModelInfo:
         return self.runner.info
 
-    def close(self) -> None:
-        self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
+    @property
+    def alive(self) -> bool:
+        """The batch worker runs (false after it died: /health answers 503)."""
+        return self._batcher.alive
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def ready(self) -> bool:
+        """Worker alive and not shutting down: requests will be answered."""
+        return self.alive and not self._stopping
+
+    @property
+    def queue_depth(self) -> int:
+        """Items waiting for a forward."""
+        return self._batcher.queue_depth
+
+    def fail_waiting(self, error: ServiceError) -> None:
+        """Answer every item not yet in a forward with ``error`` (a drain that ran out of time)."""
+        self._batcher.fail_waiting(error)
+
+    def request_arrived(self) -> None:
+        """The api accepted a request that may bring items (its body may still be streaming in)."""
+        self._requests_in_flight += 1
+
+    def request_done(self) -> None:
+        self._requests_in_flight -= 1
+
+    def _more_items_coming(self) -> bool:
+        """Waiting for company helps only if some accepted request has not handed its items over yet (a GRPO burst
+        still being parsed); a lone client would just pay the batcher's wait."""
+        return self._requests_in_flight > self._requests_awaiting_scores
 
     async def token_rewards(
         self, inputs: Sequence[ItemInput], options: RedistributionOptions, truncation: TruncationMode,
@@ -106,8 +175,8 @@ class RewardEngine:
         if with_attention:
             encoded = [replace(item, needs_attention=True) for item in encoded]
         to_run = [item for item in encoded if len(item) > 0]  # an empty prompt and response reads no token
-        futures = [self.batcher.submit(item) for item in to_run]
-        self.requests_awaiting_scores += 1
+        futures = [self._batcher.submit(item) for item in to_run]
+        self._requests_awaiting_scores += 1
         try:
             done: list[ScoredItem] = await asyncio.gather(*futures)
         except BaseException:
@@ -115,7 +184,7 @@ class RewardEngine:
                 future.cancel()
             raise
         finally:
-            self.requests_awaiting_scores -= 1
+            self._requests_awaiting_scores -= 1
         for item_scores in done:
             timings.add(item_scores)
         results = iter(d.prefix_scores for d in done)

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from live_server import live_server
 from r3hf_server import __version__
-from r3hf_server.api.app import build_runner, create_app
+from r3hf_server.api.app import create_app
+from r3hf_server.runner.build import build_runner
 from r3hf_server.api.metrics import Metrics
 from r3hf_server.settings import Settings
 

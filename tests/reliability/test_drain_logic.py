@@ -13,17 +13,14 @@ from r3hf_server.api.serving import DrainingServer
 from r3hf_server.errors import NotReadyError
 
 
-class RecordingBatcher:
+class StubEngine:
+    """Records what the drain asks of the engine, the only thing below the api that the server talks to."""
+
     def __init__(self) -> None:
         self.failed_with: list[Exception] = []
 
     def fail_waiting(self, error: Exception) -> None:
         self.failed_with.append(error)
-
-
-class StubEngine:
-    def __init__(self) -> None:
-        self.batcher = RecordingBatcher()
 
 
 def draining_server(drain_timeout_s: float) -> tuple[DrainingServer, object]:
@@ -47,7 +44,7 @@ def test_the_server_exits_once_every_accepted_request_is_answered():
     assert asyncio.run(server.on_tick(1)) is False  # still answering
     app.state.drain.in_flight = 0
     assert asyncio.run(server.on_tick(2)) is True
-    assert app.state.engine.batcher.failed_with == []
+    assert app.state.engine.failed_with == []
 
 
 def test_a_drain_past_its_timeout_answers_queued_items_with_503_and_exits():
@@ -55,5 +52,5 @@ def test_a_drain_past_its_timeout_answers_queued_items_with_503_and_exits():
     app.state.drain.in_flight = 1
     server.handle_exit(signal.SIGTERM, None)
     assert asyncio.run(server.on_tick(1)) is True
-    [error] = app.state.engine.batcher.failed_with
+    [error] = app.state.engine.failed_with
     assert isinstance(error, NotReadyError)

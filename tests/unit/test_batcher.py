@@ -142,7 +142,6 @@ def test_queue_depth_counts_collected_items_until_they_start_and_stop_resolves_t
 
 def test_a_lone_item_does_not_wait_for_company_when_nothing_else_is_coming():
     async def body(batcher):
-        batcher.more_items_coming = lambda: False
         started = asyncio.get_running_loop().time()
         await batcher.submit(item(3))
         return asyncio.get_running_loop().time() - started
@@ -151,7 +150,7 @@ def test_a_lone_item_does_not_wait_for_company_when_nothing_else_is_coming():
 
     async def main():
         batcher = TokenBudgetBatcher(lambda b: [[0.0] * len(i) for i in b], max_batch_tokens=64, max_batch_size=8,
-                                     max_wait_s=batcher_wait)
+                                     max_wait_s=batcher_wait, more_items_coming=lambda: False)
         await batcher.start()
         try:
             return await body(batcher)

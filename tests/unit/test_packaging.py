@@ -1,6 +1,5 @@
 """`pip install .` is the thin client: it neither installs nor imports the server's heavy dependencies."""
 
-import ast
 import subprocess
 import sys
 import tomllib
@@ -29,28 +28,3 @@ def test_importing_the_client_imports_no_server_dependency():
 def test_the_client_never_imports_the_server_package():
     for path in (ROOT / "client").rglob("*.py"):
         assert "r3hf_server" not in path.read_text(), path
-
-
-def imports_of(path: Path) -> set[str]:
-    """Module names a file imports; relative imports keep their dots (".api.app")."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            names.add("." * node.level + (node.module or ""))
-    return names
-
-
-def test_layers_import_downwards_only():
-    service = ROOT / "service" / "r3hf_server"
-    entry_points = {"cli.py", "__main__.py"}  # they sit above the api and start it
-    above_api = {"api", "commands"}  # commands/: r3hf explain and score, clients of the api (in-process or not)
-    for path in service.rglob("*.py"):
-        if above_api & set(path.relative_to(service).parts) or path.name in entry_points:
-            continue
-        imported = imports_of(path)
-        assert not any(m.startswith(("fastapi", "starlette", "r3hf_client.wire")) for m in imported), path
-        assert not any(m.lstrip(".").startswith("api") for m in imported), path
-    for path in (service / "runner").rglob("*.py"):
-        assert not any(m.lstrip(".").startswith(("batcher", "engine")) for m in imports_of(path)), path

@@ -16,20 +16,19 @@ from r3hf_client.adapters.protocols import (
     OpenRLHFRequest, OpenRLHFResponse, SlimeRequest, SlimeResponse, check_prompts, openrlhf_reply, split_query,
 )
 
-from ..engine import RequestTimings
+from ..engine import RequestTimings, TextInput
 from ..errors import InvalidInputError
 from ..redistribution import RedistributionOptions
-from ..runner.base import TextInput
 from . import convert
 from .disconnect import unless_disconnected
-from .routes import _ERRORS, _engine, _observe
+from .routes import ERROR_RESPONSES, engine_for, observe
 
 router = APIRouter(tags=["trainer adapters"])
 
 
 @router.post(
     "/get_reward", operation_id="openrlhf_get_reward", response_model=OpenRLHFResponse,
-    response_model_exclude_none=True, responses=_ERRORS,
+    response_model_exclude_none=True, responses=ERROR_RESPONSES,
     summary="OpenRLHF's remote reward protocol: one sequence score per query",
 )
 async def get_reward(
@@ -49,29 +48,29 @@ async def get_reward(
         raise InvalidInputError(str(exc)) from exc
     splits = [split_query(query, prompt) for query, prompt in zip(body.query, prompts)]
     items = [TextInput(prompt, text) for prompt, text, _ in splits]
-    engine, timings = _engine(request), RequestTimings()
+    engine, timings = engine_for(request), RequestTimings()
     if token_rewards:
         work = engine.token_rewards(items, RedistributionOptions(), truncation, False, timings)
     else:
         work = engine.score(items, truncation, timings)
     outcomes = await unless_disconnected(request, work)  # OpenRLHF retries after its timeout: drop abandoned work
-    _observe(request, response, "/get_reward", outcomes, timings)
+    observe(request, response, "/get_reward", outcomes, timings)
     results = [convert.score_result(i, o) for i, o in enumerate(outcomes)]
     rows = [o.scores.token_rewards for o in outcomes] if token_rewards else None
     return openrlhf_reply(results, [matched for _, _, matched in splits], rows)
 
 
 @router.post(
-    "/slime/reward", operation_id="slime_reward", response_model=SlimeResponse, responses=_ERRORS,
+    "/slime/reward", operation_id="slime_reward", response_model=SlimeResponse, responses=ERROR_RESPONSES,
     summary="slime's remote reward protocol: {prompt, response, label} in, {score, ...} out",
 )
 async def slime_reward(
     body: SlimeRequest, request: Request, response: Response, truncation: wire.Truncation = "left"
 ) -> SlimeResponse:
-    engine, timings = _engine(request), RequestTimings()
+    engine, timings = engine_for(request), RequestTimings()
     work = engine.score([TextInput(body.prompt, body.response)], truncation, timings)
     outcomes = await unless_disconnected(request, work)
-    _observe(request, response, "/slime/reward", outcomes, timings)
+    observe(request, response, "/slime/reward", outcomes, timings)
     result = convert.score_result(0, outcomes[0])
     return SlimeResponse(
         score=result.score, prompt_score=result.prompt_score,

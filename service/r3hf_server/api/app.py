@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -14,12 +13,8 @@ from fastapi import FastAPI, Request, Response
 from r3hf_client.errors import ErrorType
 
 from .. import __version__
-from ..batcher import TokenBudgetBatcher
-from ..engine import RewardEngine
-from ..runner.base import Runner
-from ..runner.planning import BatchPolicy
+from ..engine import RewardEngine, Runner
 from ..settings import Settings
-from ..warmup import warm_up
 from .adapters import router as trainer_adapters_router
 from .auth import ApiKeyAuth, PublicPaths, load_api_keys
 from .body_limit import BodySizeLimit
@@ -33,48 +28,17 @@ from .routes import is_ready, router
 log = logging.getLogger(__name__)
 
 
-def build_runner(settings: Settings) -> Runner:
-    if settings.runner == "fake":
-        from ..runner.fake import FakeRunner
-
-        return FakeRunner()
-    from ..runner.hf import build_hf_runner  # torch is imported only when a real model is served
-
-    return build_hf_runner(settings)
-
-
 def create_app(settings: Settings | None = None, runner: Runner | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = runner or await asyncio.to_thread(build_runner, settings)
-        await asyncio.to_thread(warm_up, model, settings.max_batch_tokens, settings.max_batch_size)
-        batcher = TokenBudgetBatcher(
-            model.prefix_scores,
-            max_batch_tokens=settings.max_batch_tokens,
-            max_batch_size=settings.max_batch_size,
-            max_wait_s=settings.max_wait_ms / 1000.0,
-            observer=app.state.metrics,
-            policy=getattr(model, "batch_policy", BatchPolicy()),
-        )
-        await batcher.start()
-        engine = RewardEngine(
-            model, batcher, max_items_per_request=settings.max_items_per_request,
-            max_queue_items=settings.max_queue_items, request_timeout_s=settings.request_timeout_s,
-            max_item_chars=settings.max_item_chars,
-        )
-        # Waiting for company helps only if some accepted request has not handed its items over yet (a GRPO burst
-        # still being parsed); a lone client would just pay the wait.
-        drain = app.state.drain
-        batcher.more_items_coming = lambda: drain.in_flight > engine.requests_awaiting_scores
+        engine = await RewardEngine.open(settings, runner, observer=app.state.metrics)
         _publish(app, engine)
         try:
             yield
         finally:
-            app.state.stopping = True
-            await batcher.stop()
-            engine.close()
+            await engine.stop()
 
     app = FastAPI(
         title="R3HF token-reward server",
@@ -85,7 +49,6 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
     )
     app.state.settings = settings
     app.state.engine = None
-    app.state.stopping = False
     app.state.drain = Drain()
     app.state.metrics = Metrics()
     app.state.metrics.batch_token_budget.set(settings.max_batch_tokens)
@@ -114,7 +77,7 @@ def _install_guards(app: FastAPI, settings: Settings) -> None:
 def _publish(app: FastAPI, engine: RewardEngine) -> None:
     info, metrics = engine.info, app.state.metrics
     metrics.build_info.labels(__version__, info.name, info.fingerprint, info.dtype, info.device).set(1)
-    metrics.watch_queue(lambda: engine.batcher.queue_depth)
+    metrics.watch_queue(lambda: engine.queue_depth)
     app.state.engine = engine
     metrics.watch_ready(lambda: is_ready(app))
 
@@ -130,8 +93,11 @@ async def _bookkeeping(request: Request, call_next) -> Response:  # type: ignore
     accepted = is_load and not drain.draining  # what a drain waits for; later arrivals get a quick 503
     if is_load:
         metrics.in_flight.inc()
+    engine: RewardEngine | None = request.app.state.engine if accepted else None
     if accepted:
         drain.in_flight += 1
+    if engine is not None:
+        engine.request_arrived()  # the batcher's wait for company keys on this
     try:
         response = await call_next(request)
     except Exception:  # the catch-all 500 handler sits outside this middleware: count the 500 here
@@ -142,6 +108,8 @@ async def _bookkeeping(request: Request, call_next) -> Response:  # type: ignore
             metrics.in_flight.dec()
         if accepted:
             drain.in_flight -= 1
+        if engine is not None:
+            engine.request_done()
     elapsed = time.perf_counter() - started
     response.headers["x-request-id"] = request_id
     response.headers["x-total-time"] = f"{elapsed * 1000:.2f}"

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from r3hf_client import wire
 from r3hf_client.codec import encode_float32_base64
 
-from ..engine import ItemOutcome
-from ..runner.base import ChatInput, IdsInput, ItemInput, TextInput
+from ..engine import ChatInput, IdsInput, ItemInput, ItemOutcome, TextInput
 
 
 def to_input(item: wire.TextItem | wire.IdsItem | wire.ChatItem) -> ItemInput:

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from r3hf_client import wire
 
 from .. import __version__
-from ..engine import RequestTimings, RewardEngine
+from ..engine import ItemOutcome, RequestTimings, RewardEngine
 from ..errors import NotReadyError
 from ..redistribution import RedistributionOptions
 from . import convert
@@ -17,7 +17,7 @@ from .disconnect import unless_disconnected
 
 router = APIRouter()
 
-_ERRORS = {
+ERROR_RESPONSES = {
     code: {"model": wire.ErrorBody, "description": text}
     for code, text in {
         400: "Malformed body", 401: "Missing or wrong API key (when the server has keys)",
@@ -28,16 +28,20 @@ _ERRORS = {
 }
 
 
-def _engine(request: Request) -> RewardEngine:
+def engine_for(request: Request) -> RewardEngine:
+    """The engine, if it takes work now; otherwise 503 (``not_ready``), which clients retry."""
     engine: RewardEngine | None = getattr(request.app.state, "engine", None)
-    if engine is None or not engine.batcher.alive:
+    if engine is None or not engine.ready:
         raise NotReadyError("the model is not loaded yet or the server is shutting down; retry shortly")
     if getattr(request.state, "arrived_while_draining", False):
         raise NotReadyError("the server is shutting down; retry (another replica will answer)")
     return engine
 
 
-def _observe(request: Request, response: Response, route: str, outcomes: list, timings: RequestTimings) -> None:
+def observe(
+    request: Request, response: Response, route: str, outcomes: list[ItemOutcome], timings: RequestTimings
+) -> None:
+    """Timing headers on the response and the item metrics, for every scoring route."""
     for name, seconds in (
         ("x-tokenization-time", timings.tokenize_seconds),
         ("x-queue-time", timings.queue_seconds),
@@ -49,18 +53,18 @@ def _observe(request: Request, response: Response, route: str, outcomes: list, t
 
 
 @router.post(
-    "/token_rewards", operation_id="token_rewards", response_model=wire.TokenRewardsResponse, responses=_ERRORS,
+    "/token_rewards", operation_id="token_rewards", response_model=wire.TokenRewardsResponse, responses=ERROR_RESPONSES,
     summary="Sequence scores and per-token R3HF rewards from one forward pass per item",
 )
 async def token_rewards(
     body: wire.TokenRewardsRequest, request: Request, response: Response
 ) -> wire.TokenRewardsResponse:
-    engine, timings = _engine(request), RequestTimings()
+    engine, timings = engine_for(request), RequestTimings()
     options = RedistributionOptions(body.redistribution, body.beta, body.baseline)
     outcomes = await unless_disconnected(request, engine.token_rewards(
         [convert.to_input(i) for i in body.items], options, body.truncation, body.return_tokens, timings
     ))
-    _observe(request, response, "/token_rewards", outcomes, timings)
+    observe(request, response, "/token_rewards", outcomes, timings)
     return wire.TokenRewardsResponse(
         model=engine.info.name, fingerprint=engine.info.fingerprint, usage=convert.usage(outcomes),
         results=[
@@ -70,15 +74,15 @@ async def token_rewards(
 
 
 @router.post(
-    "/score", operation_id="score", response_model=wire.ScoreResponse, responses=_ERRORS,
+    "/score", operation_id="score", response_model=wire.ScoreResponse, responses=ERROR_RESPONSES,
     summary="Sequence scores R(x, y) (and R(x, empty)) only",
 )
 async def score(body: wire.ScoreRequest, request: Request, response: Response) -> wire.ScoreResponse:
-    engine, timings = _engine(request), RequestTimings()
+    engine, timings = engine_for(request), RequestTimings()
     outcomes = await unless_disconnected(
         request, engine.score([convert.to_input(i) for i in body.items], body.truncation, timings)
     )
-    _observe(request, response, "/score", outcomes, timings)
+    observe(request, response, "/score", outcomes, timings)
     return wire.ScoreResponse(
         model=engine.info.name, fingerprint=engine.info.fingerprint, usage=convert.usage(outcomes),
         results=[convert.score_result(i, o) for i, o in enumerate(outcomes)],
@@ -88,7 +92,7 @@ async def score(body: wire.ScoreRequest, request: Request, response: Response) -
 @router.get("/health", operation_id="health", summary="200 while the process and its batch worker are alive")
 async def health(request: Request) -> JSONResponse:
     engine: RewardEngine | None = getattr(request.app.state, "engine", None)
-    if engine is not None and not engine.batcher.alive and not request.app.state.stopping:
+    if engine is not None and not engine.alive and not engine.stopping:
         return JSONResponse({"status": "worker dead"}, status_code=503)
     return JSONResponse({"status": "ok"})
 
@@ -103,12 +107,12 @@ async def ready(request: Request) -> JSONResponse:
 def is_ready(app: FastAPI) -> bool:
     """Model loaded, worker alive, not draining: what /ready and r3hf_model_ready report."""
     engine: RewardEngine | None = getattr(app.state, "engine", None)
-    return engine is not None and engine.batcher.alive and not app.state.stopping and not app.state.drain.draining
+    return engine is not None and engine.ready and not app.state.drain.draining
 
 
-@router.get("/info", operation_id="info", response_model=wire.InfoResponse, responses=_ERRORS)
+@router.get("/info", operation_id="info", response_model=wire.InfoResponse, responses=ERROR_RESPONSES)
 async def info(request: Request) -> wire.InfoResponse:
-    i = _engine(request).info
+    i = engine_for(request).info
     return wire.InfoResponse(
         model=i.name, model_path=i.model_path, fingerprint=i.fingerprint, architecture=i.architecture,
         dtype=i.dtype, device=i.device, max_length=i.max_length, num_labels=i.num_labels, label_index=i.label_index,

@@ -49,7 +49,7 @@ class DrainingServer(uvicorn.Server):
                             "with 503", self.drain_timeout_s, drain.in_flight)
                 engine = getattr(self.fastapi_app.state, "engine", None)
                 if engine is not None:
-                    engine.batcher.fail_waiting(NotReadyError("the server is shutting down; retry"))
+                    engine.fail_waiting(NotReadyError("the server is shutting down; retry"))
                 self.should_exit = True
         return await super().on_tick(counter)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from .base import AttendedPrefixScores, EncodedItem, ItemInput, ModelInfo, TruncationMode
 from .encoding import TokenizerEncoder
+from .planning import BatchPolicy
 
 BOS, BOS_ID, EOS_ID, PAD_ID = "<s>", 1, 2, 0
 _VOCAB = 4096
@@ -67,6 +68,8 @@ def fake_final_attention(input_ids: Sequence[int]) -> list[float]:
 
 
 class FakeRunner:
+    batch_policy = BatchPolicy()  # one padded-cost forward per batch, like the real runner's GPU default
+
     def __init__(self, max_length: int = 512, name: str = "fake-rm") -> None:
         self.encoder = TokenizerEncoder(CharTokenizer(), max_length, _VOCAB)
         self.info = ModelInfo(

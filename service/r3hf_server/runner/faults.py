@@ -34,8 +34,7 @@ class FaultyRunner:
         self.inner = inner
         self.faults = faults
         self.info = inner.info
-        if hasattr(inner, "batch_policy"):
-            self.batch_policy = inner.batch_policy
+        self.batch_policy = inner.batch_policy
         self.release = threading.Event()  # set it to end every injected delay at once
 
     def encode(self, item: ItemInput, truncation: TruncationMode, with_tokens: bool) -> EncodedItem:
