@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, processors, trainers
 from transformers import (
-    AutoModelForSequenceClassification, BertConfig, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig,
-    PreTrainedTokenizerFast, Qwen2Config, Qwen3Config, GemmaConfig, Phi3Config,
+    AutoModelForSequenceClassification, BertConfig, BloomConfig, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig,
+    MistralConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen3Config, GemmaConfig, Phi3Config,
 )
 
 CORPUS = [
@@ -38,7 +38,14 @@ ARCHITECTURES = {
     "phi3": lambda v: Phi3Config(vocab_size=v, num_key_value_heads=2, max_position_embeddings=256, **COMMON),
     "gpt2": lambda v: GPT2Config(vocab_size=v, n_embd=32, n_layer=2, n_head=4, n_positions=256, num_labels=1),
     "gpt_neox": lambda v: GPTNeoXConfig(vocab_size=v, max_position_embeddings=256, **COMMON),
+    # No SDPA in either class: they must start on their default (eager) attention.
+    "gemma2": lambda v: Gemma2Config(vocab_size=v, num_key_value_heads=2, head_dim=8, max_position_embeddings=256, **COMMON),
+    "bloom": lambda v: BloomConfig(vocab_size=v, hidden_size=32, n_layer=2, n_head=4, num_labels=1),
 }
+
+# ALiBi (BLOOM) reads positions from the attention mask, not position_ids, so packed sequences would see each
+# other: the start-up probe keeps packing off for these.
+PACKING_UNSUPPORTED = frozenset({"bloom"})
 
 
 def build_tokenizer(out: Path, vocab_size: int = 400) -> PreTrainedTokenizerFast:
@@ -78,6 +85,22 @@ def build_model(arch: str, out: Path, tokenizer_dir: Path, seed: int = 0) -> Pat
 def build_bert(out: Path, tokenizer_dir: Path) -> Path:
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
     config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id, **COMMON)
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_bidirectional_decoder(out: Path, tokenizer_dir: Path) -> Path:
+    """A decoder that pools its last token but attends both ways (Gemma-3 text with bidirectional attention, as
+    embedding models use it): its last position is not the score of a prefix, so it must be refused."""
+    from transformers import Gemma3TextConfig
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer), num_key_value_heads=2, head_dim=8, max_position_embeddings=256,
+        use_bidirectional_attention=True, pad_token_id=tokenizer.pad_token_id, **COMMON,
+    )
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_config(config).save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -1,10 +1,13 @@
-"""The runner interface: items in, per-position prefix scores out. No HTTP, no pydantic wire models here."""
+"""The runner interface: items in, one ``ForwardResult`` per item out. No HTTP, no pydantic wire models here."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Union
+from typing import TYPE_CHECKING, Literal, Protocol, Union
+
+if TYPE_CHECKING:
+    from .planning import BatchPolicy
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class EncodedItem:
     ``input_ids[:response_start]`` is the prompt, ``input_ids[response_start:response_end]`` the response and the
     rest a suffix (EOS, template end) whose score change is credited to the last response token.
     ``needs_attention`` asks the runner for the final position's attention as well (the ``attention`` strategy);
-    the runner answers such an item with ``AttendedPrefixScores``.
+    the runner's ``ForwardResult`` for such an item carries ``final_attention``.
     """
 
     input_ids: tuple[int, ...]
@@ -51,18 +54,23 @@ class EncodedItem:
         return len(self.input_ids)
 
 
-class AttendedPrefixScores(list):
-    """Prefix scores (the list itself) plus ``final_attention``: the last layer's attention from the final position
-    to every position, averaged over heads (one weight per position, summing to 1).
+@dataclass(frozen=True)
+class ForwardResult:
+    """What one forward pass gives for one item.
 
-    A list subclass so it travels through the batcher exactly like plain prefix scores.
+    ``prefix_scores[t]`` = R(the item's tokens up to and including t). ``final_attention``, only for an item with
+    ``needs_attention``: the last layer's attention from the final position to every position, averaged over heads
+    (one weight per position, summing to 1), from that same pass.
     """
 
-    def __init__(self, prefix_scores: Sequence[float], final_attention: Sequence[float]) -> None:
-        super().__init__(prefix_scores)
-        if len(final_attention) != len(self):
-            raise ValueError(f"{len(final_attention)} attention weights for {len(self)} positions")
-        self.final_attention = list(final_attention)
+    prefix_scores: list[float]
+    final_attention: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.final_attention is not None and len(self.final_attention) != len(self.prefix_scores):
+            raise ValueError(
+                f"{len(self.final_attention)} attention weights for {len(self.prefix_scores)} positions"
+            )
 
 
 @dataclass(frozen=True)
@@ -78,19 +86,27 @@ class ModelInfo:
     label_index: int = 0
     score_normalization: tuple[float, float] | None = None
     has_chat_template: bool = False
+    attention_implementation: str = ""  # what the model's config says transformers runs (sdpa, eager, flash_...)
+    batch_paths: tuple[str, ...] = ()  # forwards in use: padded | equal_lengths | packed | shared_prompt
+    prefix_scores: str = "one_pass"  # one_pass (causal head per position) | expanded (every prefix its own pass)
 
 
 class Runner(Protocol):
     """What the engine and batcher need from a model backend.
 
-    ``encode`` is CPU work (tokenizer) and may run on any thread; ``prefix_scores`` is device work and runs on the
-    batcher's single worker thread. ``prefix_scores`` returns, for every item, the score head read at every position
-    of one forward pass: ``result[i][t] = R(tokens of item i up to and including t)``; for an item with
-    ``needs_attention`` it is an ``AttendedPrefixScores`` from that same pass.
+    ``encode`` is CPU work (tokenizer) and may run on any thread. ``forward`` is device work and runs on the
+    batcher's single worker thread: for a batch of items it returns one ``ForwardResult`` per item, in order, with
+    the score of every prefix (ModelInfo.prefix_scores says how: one pass, or expanded). ``batch_policy`` says how ``forward`` runs a batch
+    (padding, packing, shared prompts), so the batcher can cut batches by what they will cost
+    (``planning.batch_cost``); it is fixed when the runner is built.
     """
 
-    info: ModelInfo
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def batch_policy(self) -> BatchPolicy: ...
 
     def encode(self, item: ItemInput, truncation: TruncationMode, with_tokens: bool) -> EncodedItem: ...
 
-    def prefix_scores(self, batch: Sequence[EncodedItem]) -> list[list[float]]: ...
+    def forward(self, batch: Sequence[EncodedItem]) -> list[ForwardResult]: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..settings import Settings
 from .attention import attended_forward, last_attention_module
@@ -74,11 +75,19 @@ def build_hf_runner(settings: Settings) -> HFRunner:
     runner = HFRunner(loaded, _model_info(settings, loaded))
     verify_per_position_head(runner)
     runner.batch_policy = choose_batch_policy(runner, settings)
+    runner.info = replace(runner.info, batch_paths=batch_paths(runner.batch_policy))
     log.info(
-        "loaded %s (%s, %s on %s, max length %d, fingerprint %s, %s)", runner.info.name, runner.info.architecture,
-        runner.info.dtype, runner.info.device, loaded.max_length, runner.info.fingerprint, runner.batch_policy,
+        "loaded %s (%s, %s on %s, %s attention, max length %d, fingerprint %s, batch paths %s)", runner.info.name,
+        runner.info.architecture, runner.info.dtype, runner.info.device, runner.info.attention_implementation,
+        loaded.max_length, runner.info.fingerprint, ", ".join(runner.info.batch_paths),
     )
     return runner
+
+
+def batch_paths(policy: BatchPolicy) -> tuple[str, ...]:
+    """The forwards a batch may run under ``policy``, as /info reports them."""
+    rows = "packed" if policy.packed else "equal_lengths" if policy.equal_lengths_only else "padded"
+    return (rows, "shared_prompt") if policy.share_prompts else (rows,)
 
 
 def _model_info(settings: Settings, loaded: LoadedModel) -> ModelInfo:
@@ -106,6 +115,7 @@ def _model_info(settings: Settings, loaded: LoadedModel) -> ModelInfo:
         label_index=loaded.label_index,
         score_normalization=loaded.normalization,
         has_chat_template=getattr(tok, "chat_template", None) is not None,
+        attention_implementation=loaded.attention,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from transformers.utils import logging as hf_logging
 
 from ..errors import ModelRefusedError
 from ..settings import DEMO_MODEL_DIR, Settings
+from .checkpoint import check_model_directory, check_model_source, checkpoint_tensor_shapes
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class LoadedModel:
     label_index: int
     normalization: tuple[float, float] | None
     max_length: int
+    attention: str = "eager"
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -56,13 +59,14 @@ def load_model(settings: Settings) -> LoadedModel:
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     common = {"revision": settings.revision, "trust_remote_code": settings.trust_remote_code}
-    config = AutoConfig.from_pretrained(settings.model, **common)
+    local = check_model_source(settings.model)
+    if local is not None:
+        check_model_directory(local)
+    config = _load_config(settings.model, common)
     _refuse_encoder_decoder(config)
     label_index = _label_index(config, settings.label_index)
+    tokenizer = _load_tokenizer(settings, common)  # before the weights: a missing tokenizer fails in seconds
     model = _load_weights(settings, config, dtype, device, common)
-    tokenizer = AutoTokenizer.from_pretrained(settings.tokenizer or settings.model, **common)
-    if not getattr(tokenizer, "is_fast", True):
-        raise ModelRefusedError("a fast tokenizer is required (character offsets locate the response)")
     head_name, head = _find_head(model, config.num_labels)
     if settings.device_map:
         device = model.get_input_embeddings().weight.device
@@ -78,7 +82,45 @@ def load_model(settings: Settings) -> LoadedModel:
         label_index=label_index,
         normalization=_normalization(config),
         max_length=_max_length(settings.max_length, tokenizer, config),
+        attention=str(getattr(model.config, "_attn_implementation", None) or "eager"),
     )
+
+
+def _load_config(model: str, common: dict) -> Any:
+    try:
+        return AutoConfig.from_pretrained(model, **common)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise ModelRefusedError(
+                f"{model} needs its own model code: pass --trust-remote-code if you trust that code"
+            ) from exc
+        raise ModelRefusedError(f"cannot read the config of {model}: {_first_line(exc)}") from exc
+    except OSError as exc:
+        raise ModelRefusedError(
+            f"cannot find {model} locally or download it ({_first_line(exc)}): pass a local directory, or stage "
+            "the model in the hub cache"
+        ) from exc
+
+
+def _load_tokenizer(settings: Settings, common: dict) -> Any:
+    source = settings.tokenizer or settings.model
+    if settings.tokenizer:
+        check_model_source(settings.tokenizer, "--tokenizer")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelRefusedError(
+            f"no usable tokenizer in {source} ({_first_line(exc)}): save the tokenizer beside the model or pass "
+            "--tokenizer"
+        ) from exc
+    if not getattr(tokenizer, "is_fast", True):
+        raise ModelRefusedError("a fast tokenizer is required (character offsets locate the response)")
+    return tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
 
 
 def _usable_device_map(settings: Settings) -> Settings:
@@ -125,34 +167,57 @@ def _load_weights(settings: Settings, config: Any, dtype: torch.dtype, device: t
         kwargs["device_map"] = settings.device_map
     elif device.type == "cuda":
         kwargs["device_map"] = str(device)
-    attention = "sdpa" if settings.attn_implementation == "auto" else settings.attn_implementation
+    # None lets transformers choose: SDPA where the class supports it, else the class's default (eager). A fresh
+    # config each time, so no implementation chosen by an earlier attempt sticks to it.
+    attention = None if settings.attn_implementation == "auto" else settings.attn_implementation
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            settings.model, config=config, attn_implementation=attention, **kwargs
+            settings.model, config=copy.deepcopy(config), attn_implementation=attention, **kwargs
         )
     except (ValueError, ImportError) as exc:
-        if settings.attn_implementation != "auto" or "sdpa" not in str(exc).lower():
-            raise
-        log.info("%s does not support SDPA attention; using its default", config.model_type)
-        model, info = AutoModelForSequenceClassification.from_pretrained(settings.model, config=config, **kwargs)
-    _refuse_missing_weights(info, settings.head_name)
+        if attention is not None and "attention" in str(exc).lower():
+            raise ModelRefusedError(
+                f"--attn-implementation {attention} is not available for {config.model_type} here "
+                f"({_first_line(exc)}): use --attn-implementation auto"
+            ) from exc
+        raise ModelRefusedError(f"cannot load the weights of {settings.model}: {_first_line(exc)}") from exc
+    except RuntimeError as exc:  # e.g. --head-name naming a tensor of another shape than the score head
+        hint = f" (check --head-name {settings.head_name})" if settings.head_name else ""
+        raise ModelRefusedError(f"the checkpoint does not fit the model: {_first_line(exc)}{hint}") from exc
+    _refuse_missing_weights(info, settings, model)
     if settings.device_map:  # accelerate placed the layers; the inputs go where the embeddings are
         return model.eval()
     return model.to(device).eval()
 
 
-def _refuse_missing_weights(info: dict, head_name: str | None) -> None:
+def _refuse_missing_weights(info: dict, settings: Settings, model: Any) -> None:
     missing = sorted(info.get("missing_keys") or [])
     if not missing:
         return
-    unexpected = sorted(info.get("unexpected_keys") or [])
-    hint = f" The checkpoint has unused weights {unexpected[:5]}: pass the head's name with --head-name." if unexpected else ""
+    mismatched = info.get("mismatched_keys") or []
+    if settings.head_name and (mismatched or any(key.startswith("score.") for key in missing)):
+        raise ModelRefusedError(
+            f"--head-name {settings.head_name}: the checkpoint has no tensor of the score head's shape under that "
+            f"name (missing {missing[:3]}); pass the name of the reward head's weights, or omit --head-name"
+        )
     if any(key.split(".")[0] in _HEAD_ATTRIBUTES for key in missing):
         raise ModelRefusedError(
             f"the score head ({', '.join(missing[:5])}) is not in the checkpoint and would be initialised at "
-            "random: this is a base language model or its head is saved under another name." + hint
+            "random: " + _head_hint(info, model, missing, _local_dir(settings))
         )
     raise ModelRefusedError(f"weights missing from the checkpoint would be initialised at random: {missing[:10]}")
+
+
+def _head_hint(info: dict, model: Any, missing: list[str], model_dir: Path | None) -> str:
+    """Suggest --head-name only for an unused checkpoint tensor with exactly the head's shape: any other suggestion
+    (an LM head, say) would fail to load."""
+    wanted = {key: tuple(model.state_dict()[key].shape) for key in missing if key in model.state_dict()}
+    shapes = checkpoint_tensor_shapes(model_dir)
+    for key in sorted(info.get("unexpected_keys") or []):
+        prefix, _, leaf = key.rpartition(".")
+        if any(k.endswith("." + leaf) and shapes.get(key) == shape for k, shape in wanted.items()):
+            return f"its head seems to be saved as {prefix}: pass --head-name {prefix}."
+    return "this is a base language model (or its head is saved under a name of another shape): serve a reward model."
 
 
 def _find_head(model: Any, num_labels: int) -> tuple[str, Any]:
