@@ -1,12 +1,12 @@
 """What ``RewardClient`` and ``AsyncRewardClient`` share: configuration, request bodies, chunk plans, replica
-rotation, response decoding, fingerprint pinning and merging. No I/O here: the two clients differ only in how they
-send a request and how they wait.
+routing (``routing.py``), response decoding, fingerprint pinning and merging. No I/O here: the two clients differ
+only in how they send a request and how they wait.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
@@ -15,9 +15,10 @@ import httpx
 from pydantic import BaseModel
 
 from .codec import decode_float32_base64
-from .errors import APIError, ConnectionFailedError, FingerprintMismatchError, error_from_response
+from .errors import APIError, ConnectionFailedError, FingerprintMismatchError, R3HFError, error_from_response
 from .progress import ProgressSpec
-from .retry import RetryPolicy
+from .retry import Attempts, RetryPolicy
+from .routing import Dispatch, HealthPolicy, ReplicaRouter, ReplicaStats
 from .wire import InfoResponse, ScoreResponse, TokenRewardsResponse, Usage
 
 ItemLike = Union[Mapping[str, Any], BaseModel]
@@ -44,6 +45,7 @@ class ClientCore:
         timeout: float = 180.0,
         deadline: float | None = 600.0,
         retry: RetryPolicy | None = None,
+        health: HealthPolicy | None = None,
         chunk_size: int = 256,
         max_concurrency: int = 4,
         fingerprint: str | None = None,
@@ -69,16 +71,23 @@ class ClientCore:
             self.headers["authorization"] = f"Bearer {api_key}"
         self._pinned, self._pin = fingerprint, pin_fingerprint
         self._pin_lock = threading.Lock()
-        self._rotation = itertools.count()
+        self.router = ReplicaRouter(self.urls, health)
 
     @property
     def fingerprint(self) -> str | None:
         """The fingerprint every replica must report (given, or pinned from the first answer)."""
         return self._pinned
 
-    def next_url(self) -> str:
-        """Replicas in turn: successive chunks and retries land on different servers."""
-        return self.urls[next(self._rotation) % len(self.urls)]
+    def call_deadline(self) -> float | None:
+        """When a call that starts now must be done (``time.monotonic()``); every chunk of the call shares it."""
+        return None if self.deadline is None else time.monotonic() + self.deadline
+
+    def dispatch(self, deadline_at: float | None) -> Dispatch:
+        """The routing and retry state of one request (one chunk, or one GET)."""
+        return Dispatch(self.router, Attempts(self.retry, deadline_at=deadline_at))
+
+    def replica_stats(self) -> dict[str, ReplicaStats]:
+        return self.router.snapshot()
 
     def chunks(self, items: Iterable[ItemLike]) -> list[Chunk]:
         plain = [as_plain_item(item) for item in items]
@@ -122,14 +131,25 @@ class ClientCore:
 
     @staticmethod
     def merge(parts: Sequence[tuple[Chunk, ResponseT]]) -> ResponseT:
-        """One response for the whole job: results re-indexed into the caller's order, usage summed."""
+        """One response for the whole job: results re-indexed into the caller's order, usage summed.
+
+        Each chunk contributes the one answer that arrived for it (a retry is sent only when no answer came), and
+        every item must be in it exactly once: a short or repeated answer raises instead of shifting results.
+        """
+        for chunk, response in parts:
+            if sorted(result.index for result in response.results) != list(range(len(chunk.items))):
+                raise R3HFError(
+                    f"the answer for items {chunk.start}..{chunk.start + len(chunk.items) - 1} does not hold each of "
+                    f"its {len(chunk.items)} items exactly once (got indices "
+                    f"{[r.index for r in response.results][:10]}...)"
+                )
         first = parts[0][1]
         if len(parts) == 1:
             return first
         results = [
             result.model_copy(update={"index": chunk.start + result.index})
             for chunk, response in parts
-            for result in response.results
+            for result in sorted(response.results, key=lambda r: r.index)
         ]
         usage = Usage(
             **{field: sum(getattr(r.usage, field) for _, r in parts) for field in Usage.model_fields}

@@ -11,7 +11,8 @@ import httpx
 from ._base import Chunk, ClientCore, ItemLike, ResponseT, api_error, connection_error
 from .progress import make_progress
 from .projection import PolicyJob, PolicyTokenRewards
-from .retry import Attempts, parse_retry_after
+from .retry import parse_retry_after
+from .routing import Dispatch, Probe, ReplicaStats, Wait
 from .wire import InfoResponse, ScoreResponse, TokenRewardsResponse
 
 
@@ -35,6 +36,9 @@ class AsyncRewardClient:
     @property
     def fingerprint(self) -> str | None:
         return self._core.fingerprint
+
+    def replica_stats(self) -> dict[str, ReplicaStats]:
+        return self._core.replica_stats()
 
     async def token_rewards(
         self, items: Iterable[ItemLike], *, redistribution: str | None = None, beta: float | None = None,
@@ -62,15 +66,17 @@ class AsyncRewardClient:
         return job.project(await self.token_rewards(job.items, return_tokens=True, encoding_format="float", **options))
 
     async def info(self) -> InfoResponse:
-        url, payload = await self._request("GET", "/info")
+        url, payload = await self._request("GET", "/info", None, self._core.call_deadline())
         return self._core.read_info(url, payload)
 
     async def ready(self) -> bool:
-        try:
-            response = await self._http.get(self._core.next_url() + "/ready", timeout=self._core.timeout)
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
+        for url in self._core.urls:
+            try:
+                if (await self._http.get(url + "/ready", timeout=self._core.timeout)).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+        return False
 
     async def _run_chunks(
         self, items: Iterable[ItemLike], body_of: Callable[[Chunk], dict], path: str,
@@ -79,10 +85,11 @@ class AsyncRewardClient:
         chunks = self._core.chunks(items)
         progress = make_progress(self._core.progress, sum(len(c.items) for c in chunks))
         slots = asyncio.Semaphore(self._core.max_concurrency)
+        deadline_at = self._core.call_deadline()
 
         async def send(chunk: Chunk) -> tuple[Chunk, ResponseT]:
             async with slots:
-                response = read(*await self._request("POST", path, body_of(chunk)))
+                response = read(*await self._request("POST", path, body_of(chunk), deadline_at))
             progress.advance(len(chunk.items))
             return chunk, response
 
@@ -97,18 +104,41 @@ class AsyncRewardClient:
             progress.close()
         return self._core.merge(parts)
 
-    async def _request(self, method: str, path: str, body: dict | None = None) -> tuple[str, Any]:
-        attempts = Attempts(self._core.retry, self._core.deadline)
+    async def _request(self, method: str, path: str, body: dict | None, deadline_at: float | None) -> tuple[str, Any]:
+        """Send until a replica answers: wait, probe a recovering replica or send, as the routing decides."""
+        dispatch = self._core.dispatch(deadline_at)
         while True:
-            url = self._core.next_url()
+            step = dispatch.next_step()
+            if isinstance(step, Wait):
+                await asyncio.sleep(step.seconds)
+            elif isinstance(step, Probe):
+                await self._probe(step)
+            else:
+                answer = await self._attempt(dispatch, step.url, method, path, body)
+                if answer is not None:
+                    return step.url, answer
+
+    async def _attempt(self, dispatch: Dispatch, url: str, method: str, path: str, body: dict | None) -> Any:
+        """One request; its JSON answer, or None after a retryable failure (any other failure raises)."""
+        timeout = dispatch.timeout(self._core.timeout)
+        with self._core.router.outstanding(url):
             try:
-                timeout = attempts.timeout(self._core.timeout)
                 response = await self._http.request(method, url + path, json=body, timeout=timeout)
             except httpx.TransportError as exc:
-                delay = attempts.wait_after(connection_error(url, exc))
-            else:
-                if response.is_success:
-                    return url, response.json()
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                delay = attempts.wait_after(api_error(response), retry_after)
-            await asyncio.sleep(delay)
+                dispatch.failed(url, connection_error(url, exc))
+                return None
+        if response.is_success:
+            dispatch.succeeded(url)
+            return response.json()
+        dispatch.failed(url, api_error(response), parse_retry_after(response.headers.get("retry-after")))
+        return None
+
+    async def _probe(self, probe: Probe) -> None:
+        ready, failure = False, "probe abandoned"
+        try:
+            response = await self._http.get(probe.url + "/ready", timeout=probe.timeout)
+            ready, failure = response.status_code == 200, f"HTTP {response.status_code}"
+        except httpx.TransportError as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._core.router.probed(probe.url, ready, failure)

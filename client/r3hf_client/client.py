@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -10,19 +10,26 @@ from typing import Any
 import httpx
 
 from ._base import Chunk, ClientCore, ItemLike, ResponseT, api_error, connection_error
-from .projection import PolicyJob, PolicyTokenRewards
+from .errors import R3HFError
 from .progress import make_progress
-from .retry import Attempts, parse_retry_after
+from .projection import PolicyJob, PolicyTokenRewards
+from .retry import parse_retry_after
+from .routing import Dispatch, Probe, ReplicaStats, Wait
 from .wire import InfoResponse, ScoreResponse, TokenRewardsResponse
 
 
 class RewardClient:
     """Calls ``/token_rewards``, ``/score``, ``/info`` and ``/ready`` on one server or several replicas.
 
-    - ``base_url``: one URL or a list; chunks and retries rotate over the list.
-    - ``timeout``: seconds per attempt; ``deadline``: seconds for a whole call, retries included (None = no limit).
+    - ``base_url``: one URL or a list of replicas. Each request goes to the healthy replica with the fewest requests
+      in flight from this client; a retry goes to another replica than the one that failed; a replica that refuses
+      or resets connections or answers 503 is skipped for a cooldown and probed on ``/ready`` before reuse
+      (``r3hf_client.routing``).
+    - ``timeout``: seconds per attempt; ``deadline``: seconds for a whole call, every chunk and retry included
+      (None = no limit). While every replica is down the call waits for one, up to the deadline.
     - ``retry``: a ``RetryPolicy``; connection failures, 429, 502, 503 and 504 are retried with exponential backoff,
-      never sooner than the server's ``Retry-After``.
+      never sooner than the server's ``Retry-After`` (the backoff is skipped when another replica can take it).
+    - ``health``: a ``HealthPolicy`` (cooldown of a failed replica: 0.5 s doubling to 10 s; /ready probe timeout).
     - ``chunk_size`` items per request, at most ``max_concurrency`` requests in flight per call.
     - ``fingerprint``: the model fingerprint every answer must carry; with ``pin_fingerprint`` (default) the first
       answer's fingerprint is pinned, so a replica serving another model raises ``FingerprintMismatchError``.
@@ -48,6 +55,10 @@ class RewardClient:
     @property
     def fingerprint(self) -> str | None:
         return self._core.fingerprint
+
+    def replica_stats(self) -> dict[str, ReplicaStats]:
+        """Each replica as this client sees it: healthy, requests in flight, answered, failed, last failure."""
+        return self._core.replica_stats()
 
     def token_rewards(
         self, items: Iterable[ItemLike], *, redistribution: str | None = None, beta: float | None = None,
@@ -78,15 +89,18 @@ class RewardClient:
         return job.project(self.token_rewards(job.items, return_tokens=True, encoding_format="float", **options))
 
     def info(self) -> InfoResponse:
-        url, payload = self._request("GET", "/info")
+        url, payload = self._request("GET", "/info", None, self._core.call_deadline())
         return self._core.read_info(url, payload)
 
     def ready(self) -> bool:
-        """True when the next replica in turn answers /ready with 200 (no retries)."""
-        try:
-            return self._http.get(self._core.next_url() + "/ready", timeout=self._core.timeout).status_code == 200
-        except httpx.TransportError:
-            return False
+        """True when some replica answers /ready with 200 (each asked once, in order; no retries)."""
+        for url in self._core.urls:
+            try:
+                if self._http.get(url + "/ready", timeout=self._core.timeout).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+        return False
 
     def _run_chunks(
         self, items: Iterable[ItemLike], body_of: Callable[[Chunk], dict], path: str,
@@ -94,21 +108,23 @@ class RewardClient:
     ) -> ResponseT:
         chunks = self._core.chunks(items)
         progress = make_progress(self._core.progress, sum(len(c.items) for c in chunks))
+        deadline_at, abandoned = self._core.call_deadline(), threading.Event()
 
         def send(chunk: Chunk) -> ResponseT:
-            return read(*self._request("POST", path, body_of(chunk)))
+            return read(*self._request("POST", path, body_of(chunk), deadline_at, abandoned))
 
         try:
             if len(chunks) == 1:
                 parts = [(chunks[0], send(chunks[0]))]
                 progress.advance(len(chunks[0].items))
             else:
-                parts = self._send_concurrently(chunks, send, progress.advance)
+                parts = self._send_concurrently(chunks, send, progress.advance, abandoned)
         finally:
             progress.close()
         return self._core.merge(parts)
 
-    def _send_concurrently(self, chunks: list[Chunk], send: Callable, advance: Callable[[int], None]) -> list:
+    def _send_concurrently(self, chunks: list[Chunk], send: Callable, advance: Callable[[int], None],
+                           abandoned: threading.Event) -> list:
         workers = min(self._core.max_concurrency, len(chunks))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="r3hf-client") as pool:
             pending: dict[Future, Chunk] = {pool.submit(send, chunk): chunk for chunk in chunks}
@@ -118,6 +134,7 @@ class RewardClient:
                 for future in done:
                     chunk = pending.pop(future)
                     if future.exception() is not None:
+                        abandoned.set()  # the others stop retrying; requests already in flight still finish
                         for other in pending:
                             other.cancel()
                         raise future.exception()  # type: ignore[misc]
@@ -125,18 +142,44 @@ class RewardClient:
                     advance(len(chunk.items))
         return [done_parts[start] for start in sorted(done_parts)]
 
-    def _request(self, method: str, path: str, body: dict | None = None) -> tuple[str, Any]:
-        attempts = Attempts(self._core.retry, self._core.deadline)
+    def _request(self, method: str, path: str, body: dict | None, deadline_at: float | None,
+                 abandoned: threading.Event | None = None) -> tuple[str, Any]:
+        """Send until a replica answers: wait, probe a recovering replica or send, as the routing decides."""
+        dispatch, abandoned = self._core.dispatch(deadline_at), abandoned or threading.Event()
         while True:
-            url = self._core.next_url()
+            if abandoned.is_set():
+                raise R3HFError("abandoned: another chunk of this call failed")
+            step = dispatch.next_step()
+            if isinstance(step, Wait):
+                abandoned.wait(step.seconds)
+            elif isinstance(step, Probe):
+                self._probe(step)
+            else:
+                answer = self._attempt(dispatch, step.url, method, path, body)
+                if answer is not None:
+                    return step.url, answer
+
+    def _attempt(self, dispatch: Dispatch, url: str, method: str, path: str, body: dict | None) -> Any:
+        """One request; its JSON answer, or None after a retryable failure (any other failure raises)."""
+        timeout = dispatch.timeout(self._core.timeout)
+        with self._core.router.outstanding(url):
             try:
-                timeout = attempts.timeout(self._core.timeout)
                 response = self._http.request(method, url + path, json=body, timeout=timeout)
             except httpx.TransportError as exc:
-                delay = attempts.wait_after(connection_error(url, exc))
-            else:
-                if response.is_success:
-                    return url, response.json()
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                delay = attempts.wait_after(api_error(response), retry_after)
-            time.sleep(delay)
+                dispatch.failed(url, connection_error(url, exc))
+                return None
+        if response.is_success:
+            dispatch.succeeded(url)
+            return response.json()
+        dispatch.failed(url, api_error(response), parse_retry_after(response.headers.get("retry-after")))
+        return None
+
+    def _probe(self, probe: Probe) -> None:
+        ready, failure = False, "probe abandoned"
+        try:
+            response = self._http.get(probe.url + "/ready", timeout=probe.timeout)
+            ready, failure = response.status_code == 200, f"HTTP {response.status_code}"
+        except httpx.TransportError as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._core.router.probed(probe.url, ready, failure)

@@ -18,10 +18,12 @@ Exception tree::
     │   └── TimeoutError_             504  timeout
     ├── ConnectionFailedError         no replica could be reached (connection refused, reset, timed out)
     ├── DeadlineExceededError         the call's total deadline ran out while retrying
+    │   └── AllReplicasDownError      ... while every replica was marked down (names each one's last failure)
     └── FingerprintMismatchError      a replica serves a different model than the one pinned
 
 The client retries ConnectionFailedError and the statuses in ``RETRYABLE_STATUSES`` (429 and 503 from this server,
-502 and 504 from a proxy in front of it); every other error is raised at once.
+502 and 504 from a proxy in front of it), on another replica when there is one (``r3hf_client.routing``); every
+other error is raised at once.
 """
 
 from __future__ import annotations
@@ -121,6 +123,11 @@ class ConnectionFailedError(R3HFError):
 
 class DeadlineExceededError(R3HFError):
     """The call's total deadline ran out; the last failure is the ``__cause__``."""
+
+
+class AllReplicasDownError(DeadlineExceededError):
+    """Every replica stayed down (refusing connections, resetting them, or answering 503) until the deadline; the
+    message names each replica's last failure."""
 
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})

@@ -57,32 +57,36 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class Attempts:
-    """The retry state of one HTTP call: how many tries were made and how much of the deadline is left."""
+    """The retry state of one HTTP call: how many tries were made and how much of the call's deadline is left.
 
-    def __init__(self, policy: RetryPolicy, deadline_s: float | None, clock: Callable[[], float] = time.monotonic):
+    ``deadline_at`` (a ``clock()`` time) lets every chunk of one call share the call's deadline.
+    """
+
+    def __init__(self, policy: RetryPolicy, deadline_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic, *, deadline_at: float | None = None):
         self.policy = policy
         self.clock = clock
-        self.deadline_at = None if deadline_s is None else clock() + deadline_s
+        self.deadline_at = deadline_at if deadline_s is None else clock() + deadline_s
         self.tries = 0
 
+    def time_left(self) -> float | None:
+        return None if self.deadline_at is None else self.deadline_at - self.clock()
+
     def timeout(self, per_attempt_s: float) -> float:
-        """The per-attempt timeout, shortened so no attempt runs past the deadline."""
+        """The per-attempt timeout, shortened so no attempt runs past the deadline; counts the attempt."""
         self.tries += 1
-        if self.deadline_at is None:
+        left = self.time_left()
+        if left is None:
             return per_attempt_s
-        left = self.deadline_at - self.clock()
         if left <= 0:
             raise DeadlineExceededError("the call's deadline ran out before the request could be sent")
         return min(per_attempt_s, left)
 
-    def wait_after(self, error: Exception, retry_after: float | None = None) -> float:
-        """Seconds to wait before trying again after ``error``; raises it (or a deadline error) when giving up."""
+    def backoff(self, retry_after: float | None = None) -> float:
+        """How long the replica that just failed is left alone (exponential, jittered, ``Retry-After`` a floor)."""
+        return self.policy.delay(max(self.tries, 1), retry_after)
+
+    def check(self, error: Exception) -> None:
+        """Raise ``error`` when it is not worth another try or this call's attempts are spent."""
         if not is_retryable(error) or self.tries >= self.policy.max_attempts:
             raise error
-        delay = self.policy.delay(self.tries, retry_after)
-        if self.deadline_at is not None and self.clock() + delay >= self.deadline_at:
-            raise DeadlineExceededError(
-                f"gave up after {self.tries} attempt(s): the next retry (in {delay:.2f}s) would pass the deadline; "
-                f"last failure: {error}"
-            ) from error
-        return delay

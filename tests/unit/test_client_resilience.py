@@ -4,72 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 
 import httpx
 import pytest
 
+from mock_replicas import Replica, items, routed
 from r3hf_client import AsyncRewardClient, RetryPolicy, RewardClient
 from r3hf_client.errors import (
-    ConnectionFailedError, DeadlineExceededError, FingerprintMismatchError, InvalidRequestError, NotReadyError,
+    AllReplicasDownError, DeadlineExceededError, FingerprintMismatchError, InvalidRequestError, NotReadyError,
     OverloadedError,
 )
 from r3hf_client.retry import Attempts, parse_retry_after
+from r3hf_client.routing import Dispatch, HealthPolicy, ReplicaRouter
 from r3hf_client.wire import ScoreResponse, TokenRewardsResponse
 
 FAST = RetryPolicy(max_attempts=4, backoff_s=0.001, max_backoff_s=0.01, jitter=0.0)
-
-
-class Replica:
-    """A scripted server: answers ``failures`` first (status, headers), then scores items as len(response)."""
-
-    def __init__(self, fingerprint: str = "fp-a", failures=(), delay_s: float = 0.0) -> None:
-        self.fingerprint, self.failures, self.delay_s = fingerprint, list(failures), delay_s
-        self.requests: list[dict] = []
-        self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        with self.lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            failure = self.failures.pop(0) if self.failures else None
-        try:
-            time.sleep(self.delay_s)
-            if failure == "drop":
-                raise httpx.ConnectError("connection refused", request=request)
-            if failure is not None:
-                status, headers = failure
-                return httpx.Response(status, headers=headers, json={"error": "busy", "error_type": _KIND[status]})
-            body = json.loads(request.content)
-            self.requests.append(body)
-            return httpx.Response(200, json=self.answer(request.url.path, body))
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-    def answer(self, path: str, body: dict) -> dict:
-        results = [
-            {"index": i, "score": float(len(item["response"])), "prompt_score": 0.0,
-             "num_response_tokens": len(item["response"]), "truncated": False, "template_changed_response": False,
-             **({"token_rewards": [1.0] * len(item["response"])} if path == "/token_rewards" else {})}
-            for i, item in enumerate(body["items"])
-        ]
-        n = len(results)
-        usage = {"num_items": n, "prompt_tokens": n, "response_tokens": n, "total_tokens": 2 * n}
-        return {"model": "m", "fingerprint": self.fingerprint, "results": results, "usage": usage}
-
-
-_KIND = {429: "overloaded", 503: "not_ready", 422: "invalid_request", 502: "internal"}
-
-
-def routed(replicas: dict[str, Replica]) -> httpx.MockTransport:
-    return httpx.MockTransport(lambda request: replicas[request.url.host](request))
-
-
-def items(n: int) -> list[dict]:
-    return [{"prompt": "p", "response": "x" * (i + 1)} for i in range(n)]
+QUICK_HEALTH = HealthPolicy(cooldown_s=0.01, max_cooldown_s=0.05, probe_timeout_s=1.0)
 
 
 def test_retry_after_is_a_floor_and_backoff_doubles():
@@ -82,26 +33,29 @@ def test_retry_after_is_a_floor_and_backoff_doubles():
 
 
 def test_the_deadline_stops_retries_that_would_pass_it():
-    clock = iter([0.0, 0.0, 0.0]).__next__
+    clock = lambda: 0.0  # noqa: E731
     attempts = Attempts(RetryPolicy(max_attempts=10, backoff_s=1.0, jitter=0.0), deadline_s=5.0, clock=clock)
-    attempts.timeout(30.0)
+    dispatch = Dispatch(ReplicaRouter(["http://a"], clock=clock), attempts)
+    assert attempts.timeout(30.0) == 5.0
+    dispatch.failed("http://a", OverloadedError("busy", status_code=429, error_type="overloaded"), retry_after=60.0)
     with pytest.raises(DeadlineExceededError, match="deadline") as caught:
-        attempts.wait_after(OverloadedError("busy", status_code=429, error_type="overloaded"), retry_after=60.0)
+        dispatch.next_step()  # the only replica is busy for 60 s: no retry can start before the deadline
     assert isinstance(caught.value.__cause__, OverloadedError)
 
 
 def test_429_and_503_are_retried_honouring_retry_after():
     replica = Replica(failures=[(429, {"retry-after": "0.2"}), (503, {})])
-    with RewardClient("http://a", transport=routed({"a": replica}), retry=FAST) as client:
+    with RewardClient("http://a", transport=routed({"a": replica}), retry=FAST, health=QUICK_HEALTH) as client:
         started = time.monotonic()
         out = client.score(items(2))
     assert time.monotonic() - started >= 0.2
     assert [r.score for r in out.results] == [1.0, 2.0]
+    assert replica.probes == 1  # the 503 marked it down: probed on /ready before the third attempt
 
 
 def test_connection_errors_are_retried_and_422_is_not():
     flaky = Replica(failures=["drop", "drop"])
-    with RewardClient("http://a", transport=routed({"a": flaky}), retry=FAST) as client:
+    with RewardClient("http://a", transport=routed({"a": flaky}), retry=FAST, health=QUICK_HEALTH) as client:
         assert client.score(items(1)).results[0].score == 1.0
     bad = Replica(failures=[(422, {})])
     with RewardClient("http://a", transport=routed({"a": bad}), retry=FAST) as client, pytest.raises(InvalidRequestError):
@@ -110,14 +64,19 @@ def test_connection_errors_are_retried_and_422_is_not():
 
 
 def test_retries_give_up_with_the_last_typed_error():
+    # /ready says 200 but every request gets 503: the attempts run out, the last typed error is raised
     down = Replica(failures=[(503, {})] * 10)
-    with RewardClient("http://a", transport=routed({"a": down}), retry=FAST) as client, pytest.raises(NotReadyError):
-        client.score(items(1))
+    with RewardClient("http://a", transport=routed({"a": down}), retry=FAST, health=QUICK_HEALTH) as client:
+        with pytest.raises(NotReadyError):
+            client.score(items(1))
     assert len(down.failures) == 10 - FAST.max_attempts
-    gone = Replica(failures=["drop"] * 10)
-    with RewardClient("http://a", transport=routed({"a": gone}), retry=FAST) as client:
-        with pytest.raises(ConnectionFailedError, match="http://a"):
+    gone = Replica(dead=True)  # refuses everything: the client waits for it until the deadline, then names it
+    with RewardClient("http://a", transport=routed({"a": gone}), retry=FAST, health=QUICK_HEALTH,
+                      deadline=0.3) as client:
+        started = time.monotonic()
+        with pytest.raises(AllReplicasDownError, match="http://a: down .*ConnectError: connection refused"):
             client.info()
+    assert 0.3 <= time.monotonic() - started < 1.0
 
 
 def test_large_jobs_are_chunked_sent_concurrently_and_merged_in_order():
@@ -136,7 +95,7 @@ def test_large_jobs_are_chunked_sent_concurrently_and_merged_in_order():
 
 
 def test_replicas_share_the_chunks_and_cover_for_each_other():
-    a, b = Replica(), Replica(failures=["drop"] * 100)
+    a, b = Replica(), Replica(dead=True)
     with RewardClient(["http://a", "http://b"], transport=routed({"a": a, "b": b}), chunk_size=2,
                       max_concurrency=1, retry=FAST) as client:
         out = client.score(items(6))
@@ -167,7 +126,7 @@ def test_the_async_client_retries_chunks_and_pins_like_the_sync_one():
 
     async def run() -> tuple[ScoreResponse, TokenRewardsResponse]:
         async with AsyncRewardClient("http://a", transport=routed({"a": replica}), retry=FAST, chunk_size=2,
-                                     max_concurrency=2) as client:
+                                     max_concurrency=2, health=QUICK_HEALTH) as client:
             return await client.score(items(5)), await client.token_rewards(items(3), baseline="zero")
 
     scores, rewards = asyncio.run(run())
