@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from ..errors import InvalidInputError
 from .base import ChatInput, EncodedItem, IdsInput, ItemInput, TextInput, TruncationMode
 from .spans import fit_to_length, offsets_in_response, response_token_range
 
-# Stands in for the response while rendering the chat template, to find where the response lands.
-RESPONSE_MARKER = "R3HFRESPONSEMARKERq7Zx"
+# A fresh marker per item stands in for the response while rendering the chat template, to find where the
+# response lands. Random and checked against every message, so no user text can contain it (a fixed marker
+# written into a user message used to be taken for the response).
+_MARKER_PREFIX = "R3HFRESPONSE"
 
 
 class TokenizerEncoder:
@@ -93,13 +96,25 @@ class TokenizerEncoder:
             raise InvalidInputError(f"the chat template rejected these messages: {exc}") from exc
 
     def _locate_response(self, messages: list[dict[str, str]], rendered: str) -> tuple[int, int]:
-        marked = self._render(messages[:-1] + [{"role": "assistant", "content": RESPONSE_MARKER}])
-        at = marked.find(RESPONSE_MARKER)
-        head, tail = marked[:at], marked[at + len(RESPONSE_MARKER) :]
-        fits = at >= 0 and rendered.startswith(head) and rendered.endswith(tail)
+        """Characters ``[start, end)`` of ``rendered`` that the response occupies: the template rendered with a
+        marker in place of the response gives the text before and after it, and ``rendered`` must begin and end
+        with exactly those. Only lengths are used, so the response's text appearing elsewhere cannot mislead it."""
+        marker = fresh_marker(messages)
+        marked = self._render(messages[:-1] + [{"role": "assistant", "content": marker}])
+        at = marked.find(marker)
+        head, tail = marked[:at], marked[at + len(marker) :]
+        fits = marked.count(marker) == 1 and rendered.startswith(head) and rendered.endswith(tail)
         if not fits or len(rendered) < len(head) + len(tail):
             raise InvalidInputError(
                 "could not locate the response in the rendered chat template (the template rewrites the assistant "
                 "turn); send the text form with the prompt rendered by hand"
             )
         return len(head), len(rendered) - len(tail)
+
+
+def fresh_marker(messages: list[dict[str, str]]) -> str:
+    """A marker that occurs in no message (letters and digits only, so no template trims or escapes it)."""
+    while True:
+        marker = _MARKER_PREFIX + secrets.token_hex(8)
+        if not any(marker in m["content"] for m in messages):
+            return marker
