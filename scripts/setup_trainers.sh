@@ -32,6 +32,7 @@ pip=("$venv/bin/python" -m pip install --quiet)
   ray==2.60.0 tensordict==0.10.0 codetiming==1.4.0 hydra-core==1.3.8 dill==0.4.1 orjson==3.13.0 torchdata==0.11.0 \
   colorlog==6.12.0 tenacity==9.2.1 Flask==3.1.3 lark==1.3.1 uvloop==0.23.0 numba==0.68.1 pillow==13.0.0 \
   einops==0.8.2 aiofiles==25.1.0 openai==3.57.0 httpx==0.28.1
+"${pip[@]}" matplotlib==3.11.2  # the credit experiment's figure (experiments/, run in this venv)
 "${pip[@]}" -e .  # the thin client (httpx, pydantic): what a trainer installs to use the adapters
 "$venv/bin/python" - <<'EOF'
 import importlib
