@@ -2,7 +2,8 @@
 
 Shared by the client-failover tests (tests/reliability/test_replica_failover.py) and the measurement script
 (load_tests/replica_failover.py). A replica is a real ``r3hf serve`` process; with ``delay_s`` it is the same server
-with every forward slowed by the fault-injecting runner (run as ``python tests/replica_fleet.py --delay-s S ...``).
+with every forward slowed by the fault-injecting runner of tests/fault_runner.py (``python tests/replica_fleet.py
+--delay-s S [serve flags]``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -124,20 +126,34 @@ def _serve_slow(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay-s", type=float, required=True)
     delay, serve_argv = parser.parse_known_args(argv)
+    from fault_runner import Faults, FaultyRunner
     from r3hf_server.api.app import create_app
-    from r3hf_server.engine import build_runner
     from r3hf_server.api.serving import serve_app
     from r3hf_server.cli import build_parser
-    from fault_runner import Faults, FaultyRunner
+    from r3hf_server.engine import build_runner
     from r3hf_server.settings import Settings
 
     given = vars(build_parser().parse_args(["serve", *serve_argv]))
     given.pop("command")
     settings = Settings(**given)
-    runner = FaultyRunner(build_runner(settings), Faults(delay_s=delay.delay_s))
+    faults = Faults()  # no delay during the warm-up: it would only slow the start
+    runner = FaultyRunner(build_runner(settings), faults)
     app = create_app(settings, runner)
+    url = f"http://127.0.0.1:{settings.port}/ready"
+    threading.Thread(target=_slow_down_once_ready, args=(url, faults, delay.delay_s), daemon=True).start()
     serve_app(app, settings.host, settings.port, settings.log_level, settings.drain_timeout_s)
     return 0
+
+
+def _slow_down_once_ready(url: str, faults, delay_s: float) -> None:  # type: ignore[no-untyped-def]
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                faults.delay_s = delay_s
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
