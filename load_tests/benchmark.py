@@ -27,7 +27,7 @@ from bench_workload import SHAPES, build_model, forward_flops, grpo_groups, rlhf
 
 from r3hf_server.runner.forward import padded_forward  # noqa: E402
 from r3hf_server.runner.hf import build_hf_runner  # noqa: E402
-from r3hf_server.settings import Settings  # noqa: E402
+from r3hf_server.settings import ModelLoadSettings  # noqa: E402
 
 SIZES = {  # samples, single-request batch, GRPO (groups, G, prompt, response)
     "ci": dict(samples=12, batch=16, grpo=(2, 4, 64, 16), prompt_range=(16, 64), response_median=24, cap=64),
@@ -140,7 +140,7 @@ def measure(model_dir: str, shape: str, dtype: str, size: dict, budget: int, pee
     samples = rlhf_samples(size["samples"], seed=1, vocab=vocab, prompt_range=size["prompt_range"],
                            response_median=size["response_median"], cap=size["cap"])
     sequences = [s.prompt_ids + s.response_ids for s in samples]
-    runner = build_hf_runner(Settings(model=model_dir, dtype=dtype))
+    runner = build_hf_runner(ModelLoadSettings(model=model_dir, dtype=dtype))
     peak = matmul_peak(getattr(torch, dtype))
     ceil = ceiling(runner, sequences, budget)
     del runner

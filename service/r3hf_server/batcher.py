@@ -11,21 +11,20 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import NotReadyError, OutOfMemoryError, ServiceError
-from .runner.base import EncodedItem
+from .runner.base import EncodedItem, ForwardResult
 from .runner.memory import is_out_of_memory, release_cached_memory
-from .runner.planning import BatchPolicy, batching_order
+from .runner.planning import BatchPolicy, batch_cost, batching_order
 
 log = logging.getLogger(__name__)
 
-PrefixScores = list[float]
-RunBatch = Callable[[Sequence[EncodedItem]], list[PrefixScores]]
+RunBatch = Callable[[Sequence[EncodedItem]], list[ForwardResult]]
 
 
 @dataclass(frozen=True)
 class ScoredItem:
-    """What an item's future resolves to: its prefix scores and where its time went."""
+    """What an item's future resolves to: the runner's result for it and where its time went."""
 
-    prefix_scores: PrefixScores
+    result: ForwardResult
     queue_seconds: float
     inference_seconds: float
 
@@ -33,8 +32,8 @@ class ScoredItem:
 @dataclass(frozen=True)
 class BatchStats:
     size: int
-    tokens: int
-    padded_tokens: int
+    tokens: int  # real tokens
+    cost_tokens: int  # token positions the forwards held, padding included (planning.batch_cost)
     inference_seconds: float
 
 
@@ -72,18 +71,13 @@ class _Pending:
     started: bool = False
 
 
-def padded_cost(lengths: Sequence[int]) -> int:
-    """Tokens a right-padded batch occupies: longest x count."""
-    return max(lengths) * len(lengths) if lengths else 0
-
-
 def cut_batches(
     pending: list[_Pending], max_batch_tokens: int, max_batch_size: int, policy: BatchPolicy = BatchPolicy()
 ) -> list[list[_Pending]]:
     """Sort by length (shared-prompt groups kept together), then cut greedily so each batch's cost fits the budget.
 
-    The cost is what the runner's forward passes will occupy (padding included); an item over the budget runs
-    alone rather than being dropped.
+    The cost is what the runner's forward passes will occupy (planning's cost model, padding included); an item
+    over the budget runs alone rather than being dropped.
     """
     items = [p.item for p in pending]
     batches: list[list[_Pending]] = []
@@ -238,10 +232,9 @@ class TokenBudgetBatcher:
                 "lower --max-length or send shorter items"
             ))
             return
-        lengths = [len(p.item) for p in batch]
         log.warning(
-            "out of memory on a batch of %d items (%d padded tokens); retrying it in halves. If this repeats, "
-            "lower --max-batch-tokens", len(batch), padded_cost(lengths),
+            "out of memory on a batch of %d items (%d tokens with padding); retrying it in halves. If this repeats, "
+            "lower --max-batch-tokens", len(batch), batch_cost([p.item for p in batch], self.policy),
         )
         self.observer.batch_split(len(batch))
         half = len(batch) // 2  # the batch is sorted by length: the halves hold the shorter and the longer items
@@ -251,15 +244,16 @@ class TokenBudgetBatcher:
                 await self._forward(live, started)
 
     def _deliver(
-        self, batch: list[_Pending], results: list[PrefixScores], started: float, forward_started: float
+        self, batch: list[_Pending], results: list[ForwardResult], started: float, forward_started: float
     ) -> None:
         """``started``: when the items left the queue; ``forward_started``: this forward (later, after a split)."""
         now = time.perf_counter()
-        lengths = [len(p.item) for p in batch]
-        self.observer.batch_done(BatchStats(len(batch), sum(lengths), padded_cost(lengths), now - forward_started))
-        for p, scores in zip(batch, results):
+        items = [p.item for p in batch]
+        stats = BatchStats(len(batch), sum(map(len, items)), batch_cost(items, self.policy), now - forward_started)
+        self.observer.batch_done(stats)
+        for p, result in zip(batch, results):
             if not p.future.done():
-                p.future.set_result(ScoredItem(scores, started - p.enqueued_at, now - started))
+                p.future.set_result(ScoredItem(result, started - p.enqueued_at, now - started))
 
 
 def _resolve_error(future: asyncio.Future, exc: BaseException) -> None:

@@ -68,7 +68,7 @@ def serve(given: dict) -> int:
         from .api.app import create_app
         from .api.serving import serve_app
         from .errors import ModelRefusedError
-        from .runner.build import build_runner
+        from .engine import build_runner
     except ImportError as exc:
         raise SystemExit(f"r3hf: {_MISSING_EXTRA} ({exc})") from exc
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -19,16 +19,28 @@ from .batcher import BatchObserver, BatchStats, ScoredItem, TokenBudgetBatcher
 from .errors import InvalidInputError, NonFiniteOutputError, RequestTimeoutError, ServiceError
 from .limits import check_request, default_max_item_chars
 from .redistribution import ItemScores, RedistributionOptions, all_finite, sequence_scores, token_rewards
-from .runner.base import ChatInput, EncodedItem, IdsInput, ItemInput, ModelInfo, Runner, TextInput, TruncationMode
-from .runner.build import build_runner
+from .runner.base import (
+    ChatInput, EncodedItem, ForwardResult, IdsInput, ItemInput, ModelInfo, Runner, TextInput, TruncationMode,
+)
 from .settings import Settings
 from .warmup import warm_up
 
 # The api's vocabulary, re-exported so that nothing under api/ imports the batcher or the runner.
 __all__ = [
-    "BatchObserver", "BatchStats", "ChatInput", "EncodedItem", "IdsInput", "ItemInput", "ItemOutcome", "ModelInfo",
-    "RequestTimings", "RewardEngine", "Runner", "TextInput", "TruncationMode",
+    "BatchObserver", "BatchStats", "ChatInput", "EncodedItem", "ForwardResult", "IdsInput", "ItemInput", "ItemOutcome",
+    "ModelInfo", "RequestTimings", "RewardEngine", "Runner", "TextInput", "TruncationMode", "build_runner",
 ]
+
+
+def build_runner(settings: Settings) -> Runner:
+    """The runner ``--runner`` names. A runner sees only the model-loading settings: no API keys, no HTTP limits."""
+    if settings.runner == "fake":
+        from .runner.fake import FakeRunner
+
+        return FakeRunner()
+    from .runner.hf import build_hf_runner  # torch is imported only when a real model is served
+
+    return build_hf_runner(settings.model_loading())
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,7 @@ class RewardEngine:
         self.max_item_chars = settings.max_item_chars or default_max_item_chars(runner.info.max_length)
         self._tokenize_pool = ThreadPoolExecutor(max_workers=tokenize_threads, thread_name_prefix="r3hf-tokenize")
         self._batcher = TokenBudgetBatcher(
-            runner.prefix_scores, max_batch_tokens=settings.max_batch_tokens, max_batch_size=settings.max_batch_size,
+            runner.forward, max_batch_tokens=settings.max_batch_tokens, max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_wait_ms / 1000.0, observer=observer, policy=runner.batch_policy,
             more_items_coming=self._more_items_coming,
         )
@@ -129,33 +141,33 @@ class RewardEngine:
         self, inputs: Sequence[ItemInput], options: RedistributionOptions, truncation: TruncationMode,
         with_tokens: bool, timings: RequestTimings | None = None,
     ) -> list[ItemOutcome]:
-        scored = await self._prefix_scores(
+        scored = await self._forward(
             inputs, truncation, with_tokens, timings or RequestTimings(), with_attention=options.needs_attention
         )
         return [
             ItemOutcome(item, token_rewards(
-                scores, item.response_start, item.response_end, options, getattr(scores, "final_attention", None)
+                result.prefix_scores, item.response_start, item.response_end, options, result.final_attention
             ))
-            for item, scores in scored
+            for item, result in scored
         ]
 
     async def score(
         self, inputs: Sequence[ItemInput], truncation: TruncationMode, timings: RequestTimings | None = None
     ) -> list[ItemOutcome]:
         outcomes = []
-        for item, scores in await self._prefix_scores(inputs, truncation, False, timings or RequestTimings()):
-            score, prompt_score = sequence_scores(scores, item.response_start, item.response_end)
+        for item, result in await self._forward(inputs, truncation, False, timings or RequestTimings()):
+            score, prompt_score = sequence_scores(result.prefix_scores, item.response_start, item.response_end)
             outcomes.append(ItemOutcome(item, ItemScores(score, prompt_score, [])))
         return outcomes
 
-    async def _prefix_scores(
+    async def _forward(
         self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool, timings: RequestTimings,
         with_attention: bool = False,
-    ) -> list[tuple[EncodedItem, list[float]]]:
+    ) -> list[tuple[EncodedItem, ForwardResult]]:
         """Free checks first, then admission (429), then the work under the request's deadline (504)."""
         check_request(inputs, self.max_items_per_request, self.max_item_chars)
         with self.admission.admit(len(inputs)):
-            work = self._admitted_prefix_scores(inputs, truncation, with_tokens, timings, with_attention)
+            work = self._admitted_forward(inputs, truncation, with_tokens, timings, with_attention)
             try:  # on timeout the work is cancelled: its queued items are skipped before the forward
                 return await asyncio.wait_for(work, self.request_timeout_s)
             except asyncio.TimeoutError:
@@ -164,10 +176,10 @@ class RewardEngine:
                     "the server is overloaded or the request is too large: retry later or split it"
                 ) from None
 
-    async def _admitted_prefix_scores(
+    async def _admitted_forward(
         self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool, timings: RequestTimings,
         with_attention: bool,
-    ) -> list[tuple[EncodedItem, list[float]]]:
+    ) -> list[tuple[EncodedItem, ForwardResult]]:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         encoded = await loop.run_in_executor(self._tokenize_pool, self._encode_all, inputs, truncation, with_tokens)
@@ -187,10 +199,10 @@ class RewardEngine:
             self._requests_awaiting_scores -= 1
         for item_scores in done:
             timings.add(item_scores)
-        results = iter(d.prefix_scores for d in done)
-        scored = [(item, next(results) if len(item) > 0 else []) for item in encoded]
-        for index, (_, scores) in enumerate(scored):
-            if not all_finite(scores):
+        results = iter(d.result for d in done)
+        scored = [(item, next(results) if len(item) > 0 else ForwardResult([])) for item in encoded]
+        for index, (_, result) in enumerate(scored):
+            if not all_finite(result.prefix_scores):
                 raise NonFiniteOutputError(f"item {index}: the model produced a non-finite score (NaN or inf)")
         return scored
 

@@ -1,6 +1,8 @@
 """One settings object: every field is a ``--flag`` of ``r3hf serve`` and an ``R3HF_<NAME>`` environment variable.
 
-Built at start-up (``Settings()`` / ``settings_from_cli``), never at import; passed down explicitly.
+Built at start-up (``Settings(**flags)`` in ``cli.serve``, or ``Settings()`` from the environment), never at import;
+passed down explicitly. A runner gets only ``ModelLoadSettings``: the fields that say how to load and run the model,
+no API keys and no HTTP limits.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
@@ -118,3 +120,25 @@ class Settings(BaseSettings):
                 f"({self.max_queue_items}): a request that large could never be admitted"
             )
         return self
+
+    def model_loading(self) -> ModelLoadSettings:
+        """What a runner may see: how to load and run the model, nothing else (no secrets)."""
+        return ModelLoadSettings(**self.model_dump(include=set(MODEL_LOADING_FIELDS)))
+
+
+# The Settings fields a runner reads. A new model-loading flag goes in Settings and here; tests/unit/test_layering.py
+# fails if a runner module reads a field missing from this list.
+MODEL_LOADING_FIELDS = (
+    "model", "revision", "tokenizer", "served_model_name", "dtype", "device", "trust_remote_code", "head_name",
+    "label_index", "max_length", "attn_implementation", "packing", "padding", "prompt_reuse",
+    "min_shared_prompt_tokens", "device_map",
+)
+
+# Immutable, and built from the same field definitions (types, defaults, descriptions) as Settings, so the two never
+# disagree. ``ModelLoadSettings(model=...)`` works too (tests, benchmarks).
+ModelLoadSettings = create_model(
+    "ModelLoadSettings",
+    __config__=ConfigDict(frozen=True, extra="forbid", protected_namespaces=()),
+    __doc__="How to load and run the model: the model-loading subset of Settings, without secrets.",
+    **{name: (Settings.model_fields[name].annotation, Settings.model_fields[name]) for name in MODEL_LOADING_FIELDS},
+)

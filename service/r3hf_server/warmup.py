@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 
 from .errors import WarmUpError
-from .runner.base import EncodedItem, Runner
+from .runner.base import EncodedItem, ForwardResult, Runner
 from .runner.memory import is_out_of_memory, release_cached_memory
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ def warm_up(runner: Runner, max_batch_tokens: int, max_batch_size: int) -> None:
     for rows, length in warm_up_shapes(max_length, max_batch_tokens, max_batch_size):
         started = time.perf_counter()
         try:
-            _check(runner.prefix_scores(_batch(rows, length)), rows)
+            _check(runner.forward(_batch(rows, length)), rows)
         except Exception as exc:
             release_cached_memory()
             message = _explain(exc, rows, length, max_batch_tokens, max_batch_size)
@@ -48,7 +47,7 @@ def _batch(rows: int, length: int) -> list[EncodedItem]:
     return [EncodedItem(input_ids=ids, response_start=0, response_end=length) for _ in range(rows)]
 
 
-def _check(results: Sequence[Sequence[float]], rows: int) -> None:
+def _check(results: list[ForwardResult], rows: int) -> None:
     if len(results) != rows:
         raise RuntimeError(f"runner returned {len(results)} results for a warm-up batch of {rows}")
 

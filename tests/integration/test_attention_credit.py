@@ -11,9 +11,9 @@ from transformers import AutoModelForSequenceClassification
 import tiny_models
 from r3hf_client.wire import TokenRewardsResponse
 from r3hf_server.runner.attention import last_attention_module
-from r3hf_server.runner.base import AttendedPrefixScores, EncodedItem
+from r3hf_server.runner.base import EncodedItem
 from r3hf_server.runner.hf import build_hf_runner
-from r3hf_server.settings import DEMO_MODEL_DIR, Settings
+from r3hf_server.settings import DEMO_MODEL_DIR, ModelLoadSettings
 
 IDS = (1, 40, 41, 42, 43, 50, 61, 72, 83, 94, 105)
 PROMPT_LENGTH = 5
@@ -31,17 +31,19 @@ def eager_final_attention(model_dir, ids) -> list[float]:  # type: ignore[no-unt
 
 @pytest.fixture(scope="module")
 def runners(tiny_root):
-    return {arch: build_hf_runner(Settings(model=str(tiny_root / arch))) for arch in tiny_models.ARCHITECTURES}
+    return {
+        arch: build_hf_runner(ModelLoadSettings(model=str(tiny_root / arch))) for arch in tiny_models.ARCHITECTURES
+    }
 
 
 @pytest.mark.parametrize("arch", sorted(tiny_models.ARCHITECTURES))
 def test_final_attention_equals_eager_attention_and_scores_equal_the_default_path(runners, tiny_root, arch):
     runner = runners[arch]
-    plain, attended = runner.prefix_scores(
+    plain, attended = runner.forward(
         [EncodedItem(IDS, PROMPT_LENGTH, len(IDS)), EncodedItem(IDS, PROMPT_LENGTH, len(IDS), needs_attention=True)]
     )
-    assert isinstance(attended, AttendedPrefixScores) and not isinstance(plain, AttendedPrefixScores)
-    assert attended == pytest.approx(plain, abs=1e-5)
+    assert attended.final_attention is not None and plain.final_attention is None
+    assert attended.prefix_scores == pytest.approx(plain.prefix_scores, abs=1e-5)
     assert attended.final_attention == pytest.approx(eager_final_attention(tiny_root / arch, IDS), abs=1e-5)
     module = last_attention_module(runner.model.backbone)
     assert module.config is runner.model.backbone.config, "the swapped config must be put back"
@@ -51,12 +53,12 @@ def test_items_needing_attention_get_the_same_numbers_in_any_batch(runners):
     runner = runners["llama"]
     others = [EncodedItem(IDS[:7], 3, 7), EncodedItem(IDS[2:], 2, 9), EncodedItem(IDS, PROMPT_LENGTH, len(IDS))]
     wanted = EncodedItem(IDS, PROMPT_LENGTH, len(IDS), needs_attention=True)
-    alone = runner.prefix_scores([wanted])[0]
-    mixed = runner.prefix_scores([others[0], wanted, others[1], wanted, others[2]])
+    alone = runner.forward([wanted])[0]
+    mixed = runner.forward([others[0], wanted, others[1], wanted, others[2]])
     for position in (1, 3):
-        assert mixed[position] == pytest.approx(alone, abs=1e-5)
+        assert mixed[position].prefix_scores == pytest.approx(alone.prefix_scores, abs=1e-5)
         assert mixed[position].final_attention == pytest.approx(alone.final_attention, abs=1e-6)
-    assert mixed[4] == pytest.approx(alone, abs=1e-5) and not isinstance(mixed[4], AttendedPrefixScores)
+    assert mixed[4].prefix_scores == pytest.approx(alone.prefix_scores, abs=1e-5) and mixed[4].final_attention is None
 
 
 def test_the_demo_model_spreads_its_score_by_attention_over_http(serve):

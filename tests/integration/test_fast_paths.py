@@ -12,7 +12,7 @@ from r3hf_server.runner.base import EncodedItem
 from r3hf_server.runner.forward import equal_length_forward, packed_forward, padded_forward, shared_prompt_forward
 from r3hf_server.runner.hf import build_hf_runner
 from r3hf_server.runner.planning import BatchPolicy
-from r3hf_server.settings import Settings
+from r3hf_server.settings import ModelLoadSettings
 
 TOLERANCE = 1e-4
 PROMPT = [1] + [40 + (7 * i) % 300 for i in range(30)]
@@ -28,7 +28,7 @@ def assert_close(got, want):
 @pytest.fixture(scope="module", params=sorted(tiny_models.ARCHITECTURES))
 def runner(request, tiny_root):
     packing = "auto" if request.param in tiny_models.PACKING_UNSUPPORTED else "on"
-    built = build_hf_runner(Settings(model=str(tiny_root / request.param), packing=packing))
+    built = build_hf_runner(ModelLoadSettings(model=str(tiny_root / request.param), packing=packing))
     built.packing_supported = request.param not in tiny_models.PACKING_UNSUPPORTED
     return built
 
@@ -60,8 +60,7 @@ def test_a_mixed_batch_equals_each_item_alone(runner):
     ):
         if policy.packed and not runner.packing_supported:
             continue
-        runner.batch_policy = policy
-        assert_close(runner.prefix_scores(batch), alone)
+        assert_close([r.prefix_scores for r in runner.with_policy(policy).forward(batch)], alone)
 
 
 def test_grpo_groups_sent_as_separate_concurrent_requests_match_single_requests(serve, tiny_root):

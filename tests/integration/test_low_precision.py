@@ -15,7 +15,7 @@ from r3hf_server.errors import ModelRefusedError
 from r3hf_server.redistribution import RedistributionOptions, token_rewards
 from r3hf_server.runner.base import EncodedItem
 from r3hf_server.runner.hf import build_hf_runner
-from r3hf_server.settings import Settings
+from r3hf_server.settings import ModelLoadSettings
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +43,8 @@ def fp32_scores(tiny_root):
 
     def get(arch: str):
         if arch not in cache:
-            runner = build_hf_runner(Settings(model=str(tiny_root / arch)))
-            cache[arch] = (runner.prefix_scores(ITEMS), runner.info.batch_paths)
+            runner = build_hf_runner(ModelLoadSettings(model=str(tiny_root / arch)))
+            cache[arch] = ([r.prefix_scores for r in runner.forward(ITEMS)], runner.info.batch_paths)
         return cache[arch]
 
     return get
@@ -55,8 +55,8 @@ def fp32_scores(tiny_root):
 def test_low_precision_starts_and_matches_fp32(tiny_root, fp32_scores, arch, dtype, caplog):
     reference, fp32_paths = fp32_scores(arch)
     with caplog.at_level(logging.WARNING, logger="r3hf_server"):
-        runner = build_hf_runner(Settings(model=str(tiny_root / arch), dtype=dtype))
-    got = runner.prefix_scores(ITEMS)
+        runner = build_hf_runner(ModelLoadSettings(model=str(tiny_root / arch), dtype=dtype))
+    got = [r.prefix_scores for r in runner.forward(ITEMS)]
     for item, ours, ref in zip(ITEMS, got, reference):
         bound = 0.1 * (1 + sum(abs(s) for s in ref) / len(ref))
         assert max(abs(a - b) for a, b in zip(ours, ref)) <= bound, (arch, dtype)
@@ -71,4 +71,4 @@ def test_low_precision_starts_and_matches_fp32(tiny_root, fp32_scores, arch, dty
 def test_a_bidirectional_decoder_is_refused_in_every_dtype(tmp_path, tiny_root, dtype):
     path = tiny_models.build_bidirectional_decoder(tmp_path / "bidirectional", tiny_root / "tokenizer")
     with pytest.raises(ModelRefusedError, match="not causal"):
-        build_hf_runner(Settings(model=str(path), dtype=dtype))
+        build_hf_runner(ModelLoadSettings(model=str(path), dtype=dtype))

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from live_server import live_server
 from r3hf_server import __version__
 from r3hf_server.api.app import create_app
-from r3hf_server.runner.build import build_runner
+from r3hf_server.engine import build_runner
 from r3hf_server.api.metrics import Metrics
 from r3hf_server.settings import Settings
 
@@ -48,11 +48,11 @@ class GatedRunner:
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self._inner, name)
 
-    def prefix_scores(self, batch):  # type: ignore[no-untyped-def]
+    def forward(self, batch):  # type: ignore[no-untyped-def]
         self.forward_entered.set()
         if not self.gate.wait(timeout=30):
             raise TimeoutError("the test never opened the gate")
-        return self._inner.prefix_scores(batch)
+        return self._inner.forward(batch)
 
 
 @pytest.fixture(scope="module")

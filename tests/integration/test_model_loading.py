@@ -12,11 +12,11 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 import tiny_models
 from r3hf_server.errors import ModelRefusedError
 from r3hf_server.runner.hf import build_hf_runner
-from r3hf_server.settings import Settings
+from r3hf_server.settings import ModelLoadSettings
 
 
 def load(path, **overrides):
-    return build_hf_runner(Settings(model=str(path), **overrides))
+    return build_hf_runner(ModelLoadSettings(model=str(path), **overrides))
 
 
 def test_a_base_lm_with_no_head_is_refused(tiny_root, tmp_path):
@@ -79,7 +79,7 @@ def test_the_cli_exits_with_the_reason_for_a_refused_model(tiny_root, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
-    assert "refusing to serve" in proc.stderr and "initialised at random" in proc.stderr
+    assert "cannot serve" in proc.stderr and "initialised at random" in proc.stderr
 
 
 def test_fingerprint_does_not_depend_on_where_the_model_lives(tiny_root, tmp_path):

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from faulty_apps import faulty_app
 from live_server import live_server
-from r3hf_server.runner.faults import Faults, FaultyRunner
+from fault_runner import Faults, FaultyRunner
 
 
 @pytest.fixture

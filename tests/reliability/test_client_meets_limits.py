@@ -9,7 +9,7 @@ import pytest
 from faulty_apps import item
 from r3hf_client import RewardClient, RetryPolicy
 from r3hf_client.errors import TimeoutError_, TooLargeError, UnauthorizedError
-from r3hf_server.runner.faults import Faults
+from fault_runner import Faults
 
 
 def metric_value(base_url: str, sample: str) -> float:

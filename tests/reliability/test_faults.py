@@ -12,11 +12,11 @@ import pytest
 from r3hf_client.wire import ScoreResponse
 from r3hf_server.batcher import TokenBudgetBatcher
 from r3hf_server.errors import NotReadyError, OutOfMemoryError, WarmUpError
-from r3hf_server.runner.base import EncodedItem
-from r3hf_server.runner.faults import OOM_MESSAGE, Faults
+from r3hf_server.runner.base import EncodedItem, ForwardResult
 from r3hf_server.runner.memory import is_out_of_memory
 from r3hf_server.warmup import warm_up_shapes
 
+from fault_runner import OOM_MESSAGE, Faults
 from faulty_apps import FAIL_CHAR, INF_CHAR, NAN_CHAR, faulty_app, in_process, item, metric, token
 
 
@@ -71,11 +71,11 @@ def test_an_out_of_memory_batch_is_split_down_to_what_fits_and_nothing_is_lost()
         attempts.append(len(batch))
         if len(batch) > 2:
             raise RuntimeError(OOM_MESSAGE)
-        return [[float(len(i))] * len(i) for i in batch]
+        return [ForwardResult([float(len(i))] * len(i)) for i in batch]
 
     observer = Splits()
     results, alive = run_through_batcher(fits_two, [encoded(n) for n in range(1, 9)], observer)
-    assert [r.prefix_scores for r in results] == [[float(n)] * n for n in range(1, 9)]
+    assert [r.result.prefix_scores for r in results] == [[float(n)] * n for n in range(1, 9)]
     assert attempts[0] == 8 and max(attempts[1:]) <= 4 and sum(a for a in attempts if a <= 2) == 8
     assert observer.sizes == [8, 4, 4] and alive
 
@@ -84,11 +84,11 @@ def test_a_single_item_that_does_not_fit_alone_fails_alone():
     def long_items_oom(batch):  # type: ignore[no-untyped-def]
         if any(len(i) > 50 for i in batch):
             raise RuntimeError(OOM_MESSAGE)
-        return [[0.0] * len(i) for i in batch]
+        return [ForwardResult([0.0] * len(i)) for i in batch]
 
     results, alive = run_through_batcher(long_items_oom, [encoded(3), encoded(80), encoded(4)])
     assert isinstance(results[1], OutOfMemoryError) and "80 tokens" in results[1].message
-    assert results[0].prefix_scores == [0.0] * 3 and results[2].prefix_scores == [0.0] * 4 and alive
+    assert results[0].result.prefix_scores == [0.0] * 3 and results[2].result.prefix_scores == [0.0] * 4 and alive
 
 
 def test_out_of_memory_over_http_answers_every_item_as_if_nothing_happened():
@@ -179,7 +179,7 @@ def test_stop_answers_items_whose_forward_is_still_running():
 
     def held(batch):  # type: ignore[no-untyped-def]
         gate.wait(5)
-        return [[0.0] * len(i) for i in batch]
+        return [ForwardResult([0.0] * len(i)) for i in batch]
 
     async def body():  # type: ignore[no-untyped-def]
         batcher = TokenBudgetBatcher(held, max_batch_tokens=64, max_batch_size=8, max_wait_s=0)

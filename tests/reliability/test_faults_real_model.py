@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from faulty_apps import in_process  # noqa: E402
 from r3hf_server.api.app import create_app  # noqa: E402
-from r3hf_server.runner.build import build_runner  # noqa: E402
+from r3hf_server.engine import build_runner  # noqa: E402
 from r3hf_server.errors import WarmUpError  # noqa: E402
 from r3hf_server.runner.base import TextInput  # noqa: E402
 from r3hf_server.settings import Settings  # noqa: E402

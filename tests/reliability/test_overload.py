@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from faulty_apps import faulty_app, in_process, item, metric
 from r3hf_client.wire import ScoreResponse
-from r3hf_server.runner.faults import Faults
+from fault_runner import Faults
 from r3hf_server.settings import Settings
 
 

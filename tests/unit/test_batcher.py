@@ -2,9 +2,10 @@ import asyncio
 
 import pytest
 
-from r3hf_server.batcher import TokenBudgetBatcher, _Pending, cut_batches, padded_cost
+from r3hf_server.batcher import TokenBudgetBatcher, _Pending, cut_batches
 from r3hf_server.errors import ServiceError
-from r3hf_server.runner.base import EncodedItem
+from r3hf_server.runner.base import EncodedItem, ForwardResult
+from r3hf_server.runner.planning import BatchPolicy, batch_cost
 
 
 def item(n: int) -> EncodedItem:
@@ -19,7 +20,7 @@ def test_batches_are_sorted_and_fit_the_token_budget():
     batches = cut_batches(pending([5, 50, 7, 48, 6, 49]), max_batch_tokens=100, max_batch_size=8)
     for batch in batches:
         lengths = [len(p.item) for p in batch]
-        assert lengths == sorted(lengths) and padded_cost(lengths) <= 100
+        assert lengths == sorted(lengths) and batch_cost([p.item for p in batch], BatchPolicy()) <= 100
     assert sorted(len(p.item) for b in batches for p in b) == [5, 6, 7, 48, 49, 50]
 
 
@@ -48,11 +49,11 @@ async def with_batcher(run_batch, body, **kwargs):
 
 def test_each_future_gets_its_own_items_scores():
     def scores(batch):
-        return [[float(len(i))] * len(i) for i in batch]
+        return [ForwardResult([float(len(i))] * len(i)) for i in batch]
 
     async def body(batcher):
         futures = [batcher.submit(item(n)) for n in (3, 9, 1, 5)]
-        return [f.prefix_scores for f in await asyncio.gather(*futures)]
+        return [f.result.prefix_scores for f in await asyncio.gather(*futures)]
 
     assert run(with_batcher(scores, body)) == [[3.0] * 3, [9.0] * 9, [1.0], [5.0] * 5]
 
@@ -64,7 +65,7 @@ def test_a_failing_batch_fails_only_its_items_and_the_worker_lives_on():
         calls.append(len(batch))
         if len(calls) == 1:
             raise RuntimeError("device error with secret details")
-        return [[0.0] * len(i) for i in batch]
+        return [ForwardResult([0.0] * len(i)) for i in batch]
 
     async def body(batcher):
         first = batcher.submit(item(4))
@@ -72,7 +73,7 @@ def test_a_failing_batch_fails_only_its_items_and_the_worker_lives_on():
             await first
         assert "secret" not in excinfo.value.message
         second = await batcher.submit(item(4))
-        return batcher.alive, second.prefix_scores
+        return batcher.alive, second.result.prefix_scores
 
     assert run(with_batcher(flaky, body)) == (True, [0.0] * 4)
 
@@ -103,7 +104,7 @@ def test_cancelled_items_are_skipped_before_the_forward():
 
     def record(batch):
         seen.extend(len(i) for i in batch)
-        return [[0.0] * len(i) for i in batch]
+        return [ForwardResult([0.0] * len(i)) for i in batch]
 
     async def body(batcher):
         gone = batcher.submit(item(7))
@@ -123,7 +124,7 @@ def test_queue_depth_counts_collected_items_until_they_start_and_stop_resolves_t
 
     def held(batch):
         gate.wait(timeout=10)
-        return [[0.0] * len(i) for i in batch]
+        return [ForwardResult([0.0] * len(i)) for i in batch]
 
     async def body():
         batcher = TokenBudgetBatcher(held, max_batch_tokens=8, max_batch_size=1, max_wait_s=0.05)
@@ -149,7 +150,7 @@ def test_a_lone_item_does_not_wait_for_company_when_nothing_else_is_coming():
     batcher_wait = 2.0
 
     async def main():
-        batcher = TokenBudgetBatcher(lambda b: [[0.0] * len(i) for i in b], max_batch_tokens=64, max_batch_size=8,
+        batcher = TokenBudgetBatcher(lambda b: [ForwardResult([0.0] * len(i)) for i in b], max_batch_tokens=64, max_batch_size=8,
                                      max_wait_s=batcher_wait, more_items_coming=lambda: False)
         await batcher.start()
         try:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from r3hf_client import wire
 from r3hf_server.redistribution import RedistributionOptions, token_rewards
-from r3hf_server.runner.base import AttendedPrefixScores, EncodedItem
+from r3hf_server.runner.base import EncodedItem, ForwardResult
 from r3hf_server.runner.fake import CharTokenizer, FakeRunner, attention_logit, fake_final_attention
 
 finite = st.floats(min_value=-50, max_value=50, allow_nan=False)
@@ -71,18 +71,18 @@ def test_an_attention_row_with_no_response_mass_falls_back_to_uniform():
     assert out.token_rewards == [2.0, 2.0]
 
 
-def test_attended_prefix_scores_are_a_list_that_checks_its_lengths():
-    scores = AttendedPrefixScores([1.0, 2.0], [0.25, 0.75])
-    assert scores == [1.0, 2.0] and scores.final_attention == [0.25, 0.75]
+def test_a_forward_result_checks_its_attention_row_against_its_scores():
+    result = ForwardResult([1.0, 2.0], [0.25, 0.75])
+    assert result.prefix_scores == [1.0, 2.0] and result.final_attention == [0.25, 0.75]
     with pytest.raises(ValueError, match="3 attention weights for 2 positions"):
-        AttendedPrefixScores([1.0, 2.0], [0.2, 0.3, 0.5])
+        ForwardResult([1.0, 2.0], [0.2, 0.3, 0.5])
 
 
 def test_the_fake_runner_reports_attention_only_for_items_that_ask():
     runner = FakeRunner()
     ids = (1, 70, 71, 72)
-    plain, attended = runner.prefix_scores([EncodedItem(ids, 1, 4), EncodedItem(ids, 1, 4, needs_attention=True)])
-    assert not isinstance(plain, AttendedPrefixScores) and plain == attended
+    plain, attended = runner.forward([EncodedItem(ids, 1, 4), EncodedItem(ids, 1, 4, needs_attention=True)])
+    assert plain.final_attention is None and plain.prefix_scores == attended.prefix_scores
     expected = [attention_logit(i) / sum(attention_logit(j) for j in ids) for i in ids]
     assert attended.final_attention == pytest.approx(expected) and sum(attended.final_attention) == pytest.approx(1)
 

@@ -82,3 +82,51 @@ def test_the_engine_offers_what_the_api_needs():
         assert isinstance(getattr(RewardEngine, name), property), name
     for name in ("open", "stop", "fail_waiting", "request_arrived", "request_done", "token_rewards", "score"):
         assert callable(getattr(RewardEngine, name)), name
+
+
+def test_the_runner_contract_is_complete_and_nothing_probes_for_its_parts():
+    from r3hf_server.runner.base import ForwardResult, Runner
+
+    assert {"info", "batch_policy", "encode", "forward"} <= set(dir(Runner))
+    assert ForwardResult.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr"):
+                names = {a.value for a in node.args if isinstance(a, ast.Constant)}
+                assert not names & {"batch_policy", "final_attention", "prefix_scores"}, (path, names)
+
+
+def test_a_runners_batch_policy_cannot_change_after_construction():
+    import pytest
+
+    from r3hf_server.runner.fake import FakeRunner
+    from r3hf_server.runner.planning import BatchPolicy
+
+    runner = FakeRunner()
+    with pytest.raises(AttributeError):
+        runner.batch_policy = BatchPolicy(packed=True)  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        runner.batch_policy.packed = True  # type: ignore[misc]
+
+
+def test_runners_see_model_loading_settings_only_and_no_secrets():
+    from pydantic import SecretStr
+
+    from r3hf_server.settings import MODEL_LOADING_FIELDS, ModelLoadSettings, Settings
+
+    for path in modules("runner"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("settings"):
+                assert {a.name for a in node.names} <= {"ModelLoadSettings", "DEMO_MODEL_DIR"}, path
+            if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "settings":
+                assert node.attr in MODEL_LOADING_FIELDS or node.attr == "model_copy", (path, node.attr)
+    fields = ModelLoadSettings.model_fields
+    assert not [n for n, f in fields.items() if SecretStr in (f.annotation, *getattr(f.annotation, "__args__", ()))]
+    loading = Settings(api_keys="k1,k2", api_keys_file="/keys").model_loading()
+    assert "k1" not in repr(loading) and not {"api_keys", "api_keys_file", "host", "port"} & set(fields)
+
+
+def test_the_fault_runner_is_a_test_helper_not_part_of_the_package():
+    assert not (SERVICE / "runner" / "faults.py").exists()
+    assert (SERVICE.parents[1] / "tests" / "fault_runner.py").exists()

@@ -1,13 +1,16 @@
-"""TRL ``reward_funcs`` for GRPOTrainer and RLOOTrainer.
+"""TRL ``reward_funcs`` for GRPOTrainer and RLOOTrainer (tested with TRL 1.16.0), and the dense-credit trainer.
 
     from r3hf_client.adapters.trl import make_reward_func
     trainer = GRPOTrainer(model=..., reward_funcs=[make_reward_func("http://rm:8000")], ...)
 
 TRL calls each reward function with keyword arguments ``prompts``, ``completions`` (and ``completion_ids``, the
 dataset's columns, ...) and expects ``list[float]``. Standard-format samples (strings) are scored as the text form,
-conversational ones (message lists) as the chat form with the RM's own chat template. TRL recognises async reward
-functions only when they are ``async def`` functions (not objects with an async ``__call__``), so both factories
-return plain functions; their ``__name__`` labels TRL's logs.
+conversational ones (message lists) as the chat form with the RM's own chat template. Async reward functions are
+awaited concurrently (``async def`` functions, and since TRL 1.16 also objects with an async ``__call__``); both
+factories return plain functions, whose ``__name__`` labels TRL's logs.
+
+Dense credit: ``R3HFDenseReward`` with ``R3HFDenseGRPOTrainer`` (``trl_dense``; trl is imported only when the
+trainer class is first asked for, so this module stays importable without trl).
 """
 
 from __future__ import annotations
@@ -15,8 +18,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..async_client import AsyncRewardClient
-from ..client import RewardClient
+from r3hf_client.adapters.trl_dense import R3HFDenseReward
+from r3hf_client.async_client import AsyncRewardClient
+from r3hf_client.client import RewardClient
+
+__all__ = ["R3HFDenseGRPOTrainer", "R3HFDenseReward", "make_async_reward_func", "make_reward_func", "sample_item"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "R3HFDenseGRPOTrainer":  # built on first use: it subclasses trl's GRPOTrainer
+        from r3hf_client.adapters.trl_trainer import build_trainer_class
+
+        return build_trainer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def sample_item(prompt: Any, completion: Any) -> dict[str, Any]:

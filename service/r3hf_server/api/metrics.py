@@ -71,7 +71,8 @@ class Metrics:
             "r3hf_batch_tokens", "Real (unpadded) tokens per forward batch.", buckets=_BATCH_TOKEN_BUCKETS, registry=r
         )
         self.batch_padded_tokens = Histogram(
-            "r3hf_batch_padded_tokens", "Padded tokens (longest x count) per forward batch.",
+            "r3hf_batch_padded_tokens", "Token positions the forward passes of one batch held, padding included "
+            "(the runner's cost model: what --max-batch-tokens bounds).",
             buckets=_BATCH_TOKEN_BUCKETS, registry=r,
         )
         self.batch_token_budget = Gauge(
@@ -119,7 +120,7 @@ class Metrics:
     def batch_done(self, stats: BatchStats) -> None:
         self.batch_size.observe(stats.size)
         self.batch_tokens.observe(stats.tokens)
-        self.batch_padded_tokens.observe(stats.padded_tokens)
+        self.batch_padded_tokens.observe(stats.cost_tokens)
         self.inference_duration.observe(stats.inference_seconds)
 
     def item_dequeued(self, queue_seconds: float) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from .base import AttendedPrefixScores
+from .base import ForwardResult
 from .forward import ScoreHead
 
 _WRAPPER_NAME = "r3hf_final_row"
@@ -101,7 +101,7 @@ def capturing_final_attention(module: torch.nn.Module) -> Iterator[_Capture]:
         _active.capture = None
 
 
-def attended_forward(model: ScoreHead, attention_module: torch.nn.Module, ids: Sequence[int]) -> AttendedPrefixScores:
+def attended_forward(model: ScoreHead, attention_module: torch.nn.Module, ids: Sequence[int]) -> ForwardResult:
     """Prefix scores and the final position's attention of one sequence, from one forward (no padding, no mask)."""
     input_ids = torch.tensor([list(ids)], dtype=torch.long)
     with torch.inference_mode(), capturing_final_attention(attention_module) as capture:
@@ -109,4 +109,4 @@ def attended_forward(model: ScoreHead, attention_module: torch.nn.Module, ids: S
         scores = model.scores(hidden)[0].cpu().tolist()
     if len(capture.rows) != 1:
         raise RuntimeError(f"expected one attention row from the last layer, got {len(capture.rows)}")
-    return AttendedPrefixScores(scores, capture.rows[0][0].cpu().tolist())
+    return ForwardResult(scores, capture.rows[0][0].cpu().tolist())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .base import AttendedPrefixScores, EncodedItem, ItemInput, ModelInfo, TruncationMode
+from .base import EncodedItem, ForwardResult, ItemInput, ModelInfo, TruncationMode
 from .encoding import TokenizerEncoder
 from .planning import BatchPolicy
 
@@ -68,9 +68,8 @@ def fake_final_attention(input_ids: Sequence[int]) -> list[float]:
 
 
 class FakeRunner:
-    batch_policy = BatchPolicy()  # one padded-cost forward per batch, like the real runner's GPU default
-
-    def __init__(self, max_length: int = 512, name: str = "fake-rm") -> None:
+    def __init__(self, max_length: int = 512, name: str = "fake-rm", policy: BatchPolicy = BatchPolicy()) -> None:
+        self._batch_policy = policy  # how a real runner would run the batch: sets the cost the batcher cuts by
         self.encoder = TokenizerEncoder(CharTokenizer(), max_length, _VOCAB)
         self.info = ModelInfo(
             name=name, model_path="fake", fingerprint="fake0000fake0000", architecture="FakeRunner",
@@ -80,14 +79,17 @@ class FakeRunner:
     def encode(self, item: ItemInput, truncation: TruncationMode, with_tokens: bool) -> EncodedItem:
         return self.encoder.encode(item, truncation, with_tokens)
 
-    def prefix_scores(self, batch: Sequence[EncodedItem]) -> list[list[float]]:
+    @property
+    def batch_policy(self) -> BatchPolicy:
+        return self._batch_policy
+
+    def forward(self, batch: Sequence[EncodedItem]) -> list[ForwardResult]:
         results = []
         for item in batch:
             total, scores = 0.0, []
             for token_id in item.input_ids:
                 total += token_weight(token_id)
                 scores.append(total)
-            if item.needs_attention:
-                scores = AttendedPrefixScores(scores, fake_final_attention(item.input_ids))
-            results.append(scores)
+            attention = fake_final_attention(item.input_ids) if item.needs_attention else None
+            results.append(ForwardResult(scores, attention))
         return results

@@ -7,9 +7,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..settings import Settings
+from ..settings import ModelLoadSettings
 from .attention import attended_forward, last_attention_module
-from .base import EncodedItem, ItemInput, ModelInfo, TruncationMode
+from .base import EncodedItem, ForwardResult, ItemInput, ModelInfo, TruncationMode
 from .encoding import TokenizerEncoder
 from .fingerprint import model_fingerprint
 from .forward import ScoreHead, equal_length_forward, packed_forward, padded_forward, shared_prompt_forward
@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 class HFRunner:
     def __init__(self, loaded: LoadedModel, info: ModelInfo, policy: BatchPolicy = BatchPolicy()) -> None:
         self.loaded = loaded
-        self.info = info
-        self.batch_policy = policy
+        self._info = info
+        self._batch_policy = policy
         vocab_size = loaded.model.get_input_embeddings().num_embeddings
         self.encoder = TokenizerEncoder(loaded.tokenizer, loaded.max_length, vocab_size)
         tok = loaded.tokenizer
@@ -34,27 +34,38 @@ class HFRunner:
         )
         self._last_attention_module = None  # found on the first request for attention weights
 
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    @property
+    def batch_policy(self) -> BatchPolicy:
+        return self._batch_policy
+
+    def with_policy(self, policy: BatchPolicy) -> HFRunner:
+        """The same loaded model run under another batch policy (the policy of a runner never changes)."""
+        return HFRunner(self.loaded, replace(self._info, batch_paths=batch_paths(policy)), policy)
+
     def encode(self, item: ItemInput, truncation: TruncationMode, with_tokens: bool) -> EncodedItem:
         return self.encoder.encode(item, truncation, with_tokens)
 
-    def prefix_scores(self, batch: Sequence[EncodedItem]) -> list[list[float]]:
-        results: list[list[float]] = [[] for _ in batch]
+    def forward(self, batch: Sequence[EncodedItem]) -> list[ForwardResult]:
+        """Runs ``planning.plan_batch``'s forwards; what they hold is ``planning.batch_cost``."""
+        results: list[ForwardResult] = [ForwardResult([]) for _ in batch]
+        plan = plan_batch(batch, self.batch_policy)
         # Items that need attention weights run alone (one row, no mask): the rare, opt-in path stays simple and
         # the fast paths below never see them.
-        plain = [i for i, item in enumerate(batch) if not item.needs_attention]
-        for index in (i for i, item in enumerate(batch) if item.needs_attention):
+        for index in plan.alone:
             results[index] = attended_forward(self.model, self._last_attention(), batch[index].input_ids)
-        plan = plan_batch([batch[i] for i in plain], self.batch_policy)
-        for prompt, members in plan.groups:
-            indices = [plain[m] for m in members]
+        for prompt, indices in plan.groups:
             responses = [batch[i].input_ids[len(prompt) :] for i in indices]
             shared = shared_prompt_forward(self.model, prompt, responses, self.batch_policy.equal_lengths_only)
             for index, scores in zip(indices, shared):
-                results[index] = scores
+                results[index] = ForwardResult(scores)
         if plan.singles:
-            indices = [plain[m] for m in plan.singles]
-            for index, scores in zip(indices, self.prefix_scores_of_ids([batch[i].input_ids for i in indices])):
-                results[index] = scores
+            rows = self.prefix_scores_of_ids([batch[i].input_ids for i in plan.singles])
+            for index, scores in zip(plan.singles, rows):
+                results[index] = ForwardResult(scores)
         return results
 
     def _last_attention(self):  # type: ignore[no-untyped-def]
@@ -70,12 +81,13 @@ class HFRunner:
         return padded_forward(self.model, sequences)
 
 
-def build_hf_runner(settings: Settings) -> HFRunner:
+def build_hf_runner(settings: ModelLoadSettings) -> HFRunner:
+    if not isinstance(settings, ModelLoadSettings):  # the server's Settings hold API keys a runner must not see
+        raise TypeError("build_hf_runner takes ModelLoadSettings: pass settings.model_loading()")
     loaded = load_model(settings)
-    runner = HFRunner(loaded, _model_info(settings, loaded))
-    verify_per_position_head(runner)
-    runner.batch_policy = choose_batch_policy(runner, settings)
-    runner.info = replace(runner.info, batch_paths=batch_paths(runner.batch_policy))
+    probing = HFRunner(loaded, _model_info(settings, loaded))  # the plain padded pass every fast path must match
+    verify_per_position_head(probing)
+    runner = probing.with_policy(choose_batch_policy(probing, settings))
     log.info(
         "loaded %s (%s, %s on %s, %s attention, max length %d, fingerprint %s, batch paths %s)", runner.info.name,
         runner.info.architecture, runner.info.dtype, runner.info.device, runner.info.attention_implementation,
@@ -90,7 +102,7 @@ def batch_paths(policy: BatchPolicy) -> tuple[str, ...]:
     return (rows, "shared_prompt") if policy.share_prompts else (rows,)
 
 
-def _model_info(settings: Settings, loaded: LoadedModel) -> ModelInfo:
+def _model_info(settings: ModelLoadSettings, loaded: LoadedModel) -> ModelInfo:
     tok, dtype_name = loaded.tokenizer, str(loaded.dtype).removeprefix("torch.")
     backend = getattr(tok, "backend_tokenizer", None)
     fingerprint = model_fingerprint(

@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from transformers.utils import logging as hf_logging
 
 from ..errors import ModelRefusedError
-from ..settings import DEMO_MODEL_DIR, Settings
+from ..settings import DEMO_MODEL_DIR, ModelLoadSettings
 from .checkpoint import check_model_directory, check_model_source, checkpoint_tensor_shapes
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
     return _DTYPES[setting]
 
 
-def load_model(settings: Settings) -> LoadedModel:
+def load_model(settings: ModelLoadSettings) -> LoadedModel:
     hf_logging.disable_progress_bar()
     settings = _usable_device_map(settings)
     device = resolve_device(settings.device)
@@ -102,7 +102,7 @@ def _load_config(model: str, common: dict) -> Any:
         ) from exc
 
 
-def _load_tokenizer(settings: Settings, common: dict) -> Any:
+def _load_tokenizer(settings: ModelLoadSettings, common: dict) -> Any:
     source = settings.tokenizer or settings.model
     if settings.tokenizer:
         check_model_source(settings.tokenizer, "--tokenizer")
@@ -123,7 +123,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _usable_device_map(settings: Settings) -> Settings:
+def _usable_device_map(settings: ModelLoadSettings) -> ModelLoadSettings:
     """device_map spreads a model over GPUs; without any it falls back to --device, said in the log."""
     if not settings.device_map:
         return settings
@@ -158,7 +158,9 @@ def _label_index(config: Any, requested: int | None) -> int:
     return requested
 
 
-def _load_weights(settings: Settings, config: Any, dtype: torch.dtype, device: torch.device, common: dict) -> Any:
+def _load_weights(
+    settings: ModelLoadSettings, config: Any, dtype: torch.dtype, device: torch.device, common: dict
+) -> Any:
     kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True, **common}
     if settings.head_name:
         # A head saved under another name (OpenRLHF's value_head) is loaded into the architecture's `score`.
@@ -190,7 +192,7 @@ def _load_weights(settings: Settings, config: Any, dtype: torch.dtype, device: t
     return model.to(device).eval()
 
 
-def _refuse_missing_weights(info: dict, settings: Settings, model: Any) -> None:
+def _refuse_missing_weights(info: dict, settings: ModelLoadSettings, model: Any) -> None:
     missing = sorted(info.get("missing_keys") or [])
     if not missing:
         return
@@ -253,7 +255,7 @@ def _max_length(requested: int | None, tokenizer: Any, config: Any) -> int:
     return min(limits)
 
 
-def _local_dir(settings: Settings) -> Path | None:
+def _local_dir(settings: ModelLoadSettings) -> Path | None:
     path = Path(settings.model)
     if path.is_dir():
         return path
@@ -265,7 +267,7 @@ def _local_dir(settings: Settings) -> Path | None:
         return None
 
 
-def served_name(settings: Settings) -> str:
+def served_name(settings: ModelLoadSettings) -> str:
     if settings.served_model_name:
         return settings.served_model_name
     return "r3hf-demo-rm" if Path(settings.model) == DEMO_MODEL_DIR else settings.model

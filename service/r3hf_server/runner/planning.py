@@ -1,12 +1,15 @@
-"""How a batch will run, and what it costs: pure functions shared by the batcher (to cut batches) and the runner.
+"""How a batch will run and what it costs: the one cost model, shared by the runner (to plan its forwards), the
+batcher (to cut batches to --max-batch-tokens) and the metrics (batch fill).
 
-A batch runs as one forward per shared-prompt group (the prompt once, then its responses right-padded against the
-prompt's KV cache) plus one forward over the remaining items (right-padded, or packed into one row).
+A batch runs as one forward per shared-prompt group (the prompt once, then its responses against the prompt's KV
+cache), one forward over the remaining items (right-padded, packed into one row, or only equal lengths together),
+and one unpadded pass per item that needs attention weights. Its cost is the token positions those forwards hold,
+padding included: ``batch_cost`` below, equal to the ``input_ids`` the runner actually feeds its backbone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .base import EncodedItem
@@ -16,6 +19,8 @@ PromptKey = tuple[int, ...]
 
 @dataclass(frozen=True)
 class BatchPolicy:
+    """How the runner's forward runs a batch; fixed when the runner is built (after the start-up probes)."""
+
     share_prompts: bool = False
     min_shared_prompt_tokens: int = 16
     packed: bool = False
@@ -23,82 +28,125 @@ class BatchPolicy:
 
     def prompt_key(self, item: EncodedItem) -> PromptKey | None:
         """Items with the same key can share their prompt's forward; None for items that cannot."""
-        if not self.share_prompts or item.response_start < self.min_shared_prompt_tokens:
+        if not self.share_prompts or item.needs_attention or item.response_start < self.min_shared_prompt_tokens:
             return None
         if len(item) <= item.response_start:  # nothing after the prompt to run against its cache
             return None
         return item.input_ids[: item.response_start]
 
+    @property
+    def unpadded(self) -> bool:
+        """The rows outside shared-prompt groups hold no padding (packed, or only equal lengths together)."""
+        return self.packed or self.equal_lengths_only
+
     def meter(self) -> CostMeter:
         return CostMeter(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Group:
+    """Items sharing one prompt. A group of one runs with the other rows (a prompt seen once is not worth a pass)."""
+
     prompt_tokens: int
     count: int = 0
     longest_rest: int = 0
+    rest_tokens: int = 0
 
-    @property
-    def cost(self) -> int:
-        return self.prompt_tokens + self.count * self.longest_rest
+    def with_item(self, rest: int) -> _Group:
+        return _Group(self.prompt_tokens, self.count + 1, max(self.longest_rest, rest), self.rest_tokens + rest)
+
+    def cost(self, policy: BatchPolicy) -> int:
+        # equal lengths only: each length's responses run against their own copy of the prompt's cache, unpadded
+        responses = self.rest_tokens if policy.equal_lengths_only else self.count * self.longest_rest
+        return self.prompt_tokens + responses
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Items that run as ordinary rows of one forward."""
+
+    count: int = 0
+    longest: int = 0
+    tokens: int = 0
+
+    def with_item(self, length: int) -> _Rows:
+        return _Rows(self.count + 1, max(self.longest, length), self.tokens + length)
+
+    def cost(self, policy: BatchPolicy) -> int:
+        return self.tokens if policy.unpadded else self.longest * self.count
+
+
+def _cost(policy: BatchPolicy, rows: _Rows, groups: Iterable[_Group], alone_tokens: int) -> int:
+    total = alone_tokens
+    for group in groups:
+        if group.count >= 2:
+            total += group.cost(policy)
+        else:
+            rows = rows.with_item(group.prompt_tokens + group.longest_rest)
+    return total + rows.cost(policy)
 
 
 @dataclass
 class CostMeter:
-    """Tokens a batch occupies in the forward passes it will run, kept up to date as items are added."""
+    """The cost of a batch being formed, kept up to date as items are added (``batch_cost`` of what was added)."""
 
     policy: BatchPolicy
     groups: dict[PromptKey, _Group] = field(default_factory=dict)
-    singles_count: int = 0
-    singles_longest: int = 0
-    singles_tokens: int = 0
+    rows: _Rows = field(default_factory=_Rows)
+    alone_tokens: int = 0  # items needing attention weights run alone, unpadded
     count: int = 0
+    tokens: int = 0  # real tokens, no padding
 
     @property
     def cost(self) -> int:
-        unpadded = self.policy.packed or self.policy.equal_lengths_only
-        singles = self.singles_tokens if unpadded else self.singles_longest * self.singles_count
-        return singles + sum(g.cost for g in self.groups.values())
+        return _cost(self.policy, self.rows, self.groups.values(), self.alone_tokens)
 
     def cost_with(self, item: EncodedItem) -> int:
+        """What the cost would be with ``item`` added."""
+        if item.needs_attention:
+            return self.cost + len(item)
         key = self.policy.prompt_key(item)
         if key is None:
-            if self.policy.packed or self.policy.equal_lengths_only:
-                return self.cost + len(item)
-            longest = max(self.singles_longest, len(item))
-            return self.cost - self.singles_longest * self.singles_count + longest * (self.singles_count + 1)
-        group = self.groups.get(key, _Group(len(key)))
-        rest = len(item) - len(key)
-        grown = _Group(group.prompt_tokens, group.count + 1, max(group.longest_rest, rest))
-        return self.cost - (group.cost if key in self.groups else 0) + grown.cost
+            return _cost(self.policy, self.rows.with_item(len(item)), self.groups.values(), self.alone_tokens)
+        grown = self.groups.get(key, _Group(len(key))).with_item(len(item) - len(key))
+        return _cost(self.policy, self.rows, {**self.groups, key: grown}.values(), self.alone_tokens)
 
     def add(self, item: EncodedItem) -> None:
         self.count += 1
+        self.tokens += len(item)
         key = self.policy.prompt_key(item)
-        if key is None:
-            self.singles_count += 1
-            self.singles_longest = max(self.singles_longest, len(item))
-            self.singles_tokens += len(item)
-            return
-        group = self.groups.setdefault(key, _Group(len(key)))
-        group.count += 1
-        group.longest_rest = max(group.longest_rest, len(item) - len(key))
+        if item.needs_attention:
+            self.alone_tokens += len(item)
+        elif key is None:
+            self.rows = self.rows.with_item(len(item))
+        else:
+            self.groups[key] = self.groups.get(key, _Group(len(key))).with_item(len(item) - len(key))
+
+
+def batch_cost(items: Sequence[EncodedItem], policy: BatchPolicy) -> int:
+    """Token positions the runner's forwards hold for ``items`` under ``policy``, padding included."""
+    meter = policy.meter()
+    for item in items:
+        meter.add(item)
+    return meter.cost
 
 
 @dataclass(frozen=True)
 class BatchPlan:
     groups: list[tuple[PromptKey, list[int]]]  # a shared prompt and the indices of its items
-    singles: list[int]
+    singles: list[int]  # rows of one forward
+    alone: list[int] = field(default_factory=list)  # items needing attention weights: one unpadded pass each
 
 
 def plan_batch(items: Sequence[EncodedItem], policy: BatchPolicy) -> BatchPlan:
     """Group items with identical prompt tokens; a prompt seen once is not worth a separate pass."""
     by_prompt: dict[PromptKey, list[int]] = {}
-    singles = []
+    singles, alone = [], []
     for index, item in enumerate(items):
         key = policy.prompt_key(item)
-        if key is None:
+        if item.needs_attention:
+            alone.append(index)
+        elif key is None:
             singles.append(index)
         else:
             by_prompt.setdefault(key, []).append(index)
@@ -108,7 +156,7 @@ def plan_batch(items: Sequence[EncodedItem], policy: BatchPolicy) -> BatchPlan:
             groups.append((key, indices))
         else:
             singles.extend(indices)
-    return BatchPlan(groups, sorted(singles))
+    return BatchPlan(groups, sorted(singles), alone)
 
 
 def batching_order(items: Sequence[EncodedItem], policy: BatchPolicy) -> list[int]:

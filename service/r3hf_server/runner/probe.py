@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import ModelRefusedError
-from ..settings import Settings
+from ..settings import ModelLoadSettings
 from .forward import packed_forward, padded_forward, shared_prompt_forward
 from .planning import BatchPolicy
 
@@ -110,7 +110,7 @@ def causal_deviation(runner: HFRunner, probe: list[int], full: list[float]) -> f
     return max(max_deviation([row[:-1]], [full[:-1]]) for row in changed)
 
 
-def choose_batch_policy(runner: HFRunner, settings: Settings) -> BatchPolicy:
+def choose_batch_policy(runner: HFRunner, settings: ModelLoadSettings) -> BatchPolicy:
     """Turn on the fast paths the settings ask for, each only if it reproduces the plain padded pass here."""
     want_packing = settings.packing == "on" or (settings.packing == "auto" and "flash" in runner.loaded.attention)
     packed = want_packing and _packing_agrees(runner)
