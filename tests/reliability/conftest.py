@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from faulty_apps import faulty_app
 from live_server import live_server
+
 from fault_runner import Faults, FaultyRunner
 
 

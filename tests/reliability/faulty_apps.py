@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from r3hf_server.api.app import create_app
 from r3hf_server.runner.fake import FakeRunner, char_id
-from fault_runner import Faults, FaultyRunner
 from r3hf_server.settings import Settings
+
+from fault_runner import Faults, FaultyRunner
 
 NAN_CHAR, INF_CHAR, FAIL_CHAR = "\u2620", "\u221e", "\u2622"  # skull, infinity, radioactive
 

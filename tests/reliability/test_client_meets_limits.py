@@ -9,6 +9,7 @@ import pytest
 from faulty_apps import item
 from r3hf_client import RewardClient, RetryPolicy
 from r3hf_client.errors import TimeoutError_, TooLargeError, UnauthorizedError
+
 from fault_runner import Faults
 
 

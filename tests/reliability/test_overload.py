@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from faulty_apps import faulty_app, in_process, item, metric
 from r3hf_client.wire import ScoreResponse
-from fault_runner import Faults
 from r3hf_server.settings import Settings
+
+from fault_runner import Faults
 
 
 def post_all(base_url: str, bodies: list[dict], workers: int, path: str = "/score") -> list[httpx.Response]:
