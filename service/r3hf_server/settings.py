@@ -7,6 +7,7 @@ no API keys and no HTTP limits.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -60,6 +61,35 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1, description="Largest request body, counted while it streams in (413 beyond)."
+    )
+    max_inflight_body_bytes: int = Field(
+        128 * 1024 * 1024, ge=1,
+        description="Most bytes of request bodies held at once (being read, parsed, or held by a request in "
+        "progress); a request that would pass it gets 429 with Retry-After before its body is read.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0,
+        description="A request body must keep arriving: a pause longer than this, or an average pace under "
+        "--min-body-bytes-per-s once this long has passed, gets 408 and the connection is closed.",
+    )
+    min_body_bytes_per_s: float = Field(
+        16384.0, ge=0, description="Slowest average upload pace accepted after --body-timeout-s (408 below it)."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0,
+        description="A new connection must send its request line and headers within this many seconds, or it is "
+        "closed (silent and slow-header connections cannot pile up).",
+    )
+    max_connections: int = Field(
+        1024, ge=1,
+        description="Most open client connections. Past it the oldest connection that has not sent a request yet is "
+        "closed to make room, or the new one gets 503 if all are busy. Lowered at start-up to fit the process's "
+        "file-descriptor limit.",
+    )
+    forward_timeout_s: float = Field(
+        300.0, gt=0,
+        description="Watchdog: a forward batch running longer than this fails its items with 503 and turns /health "
+        "to 503, so the orchestrator restarts the pod (a hung device cannot be interrupted from Python).",
     )
     request_timeout_s: float = Field(
         150.0, gt=0,
@@ -115,10 +145,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _one_request_fits_the_queue(self) -> "Settings":
         if self.max_items_per_request > self.max_queue_items:
-            raise ValueError(
-                f"--max-items-per-request ({self.max_items_per_request}) exceeds --max-queue-items "
-                f"({self.max_queue_items}): a request that large could never be admitted"
+            # A request larger than the queue could never be admitted: clamp rather than refuse to start.
+            logging.getLogger("r3hf_server").warning(
+                "--max-items-per-request %d exceeds --max-queue-items %d; using %d", self.max_items_per_request,
+                self.max_queue_items, self.max_queue_items,
             )
+            self.max_items_per_request = self.max_queue_items
         return self
 
     def model_loading(self) -> ModelLoadSettings:

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from pydantic import ValidationError
 
 from faulty_apps import faulty_app, in_process, item, metric
 from r3hf_client.wire import ScoreResponse
@@ -47,9 +46,11 @@ def test_the_default_admits_a_256_item_request_beside_dozens_of_single_items(ser
     assert [r.status_code for r in answers] == [200] * 49
 
 
-def test_one_request_must_fit_the_queue():
-    with pytest.raises(ValidationError, match="--max-queue-items"):
-        Settings(max_items_per_request=100, max_queue_items=50)
+def test_a_request_cap_over_the_queue_is_clamped_to_it_with_a_log_line(caplog):
+    with caplog.at_level("WARNING", logger="r3hf_server"):
+        settings = Settings(max_queue_items=64)  # the default cap of 4,096 could never be admitted
+    assert settings.max_items_per_request == 64
+    assert "--max-items-per-request 4096 exceeds --max-queue-items 64; using 64" in caplog.text
 
 
 def test_a_body_over_the_limit_is_refused_from_its_declared_length():

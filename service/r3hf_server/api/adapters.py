@@ -21,9 +21,10 @@ from ..errors import InvalidInputError
 from ..redistribution import RedistributionOptions
 from . import convert
 from .disconnect import unless_disconnected
+from .intake import PreparsedBodyRoute
 from .routes import ERROR_RESPONSES, engine_for, observe
 
-router = APIRouter(tags=["trainer adapters"])
+router = APIRouter(tags=["trainer adapters"], route_class=PreparsedBodyRoute)  # parsed by api.intake
 
 
 @router.post(

@@ -17,10 +17,10 @@ from ..engine import RewardEngine, Runner
 from ..settings import Settings
 from .adapters import router as trainer_adapters_router
 from .auth import ApiKeyAuth, PublicPaths, load_api_keys
-from .body_limit import BodySizeLimit
 from .disconnect import install_disconnect_handler
 from .drain import Drain
 from .errors import install_error_handlers
+from .intake import install_intake
 from .metrics import PROBE_ROUTES, Metrics
 from .playground import router as playground_router
 from .routes import is_ready, router
@@ -63,8 +63,8 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
 
 
 def _install_guards(app: FastAPI, settings: Settings) -> None:
-    """Body size inside, API keys outside it: an unauthenticated client is refused before any body is read."""
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    """Body intake inside, API keys outside it: an unauthenticated client is refused before any body is read."""
+    install_intake(app, settings)
     keys = load_api_keys(settings)
     if keys:
         app.add_middleware(ApiKeyAuth, keys=keys, public_paths=PublicPaths(settings.public_paths))

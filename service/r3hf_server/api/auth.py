@@ -34,14 +34,41 @@ log = logging.getLogger(__name__)
 CHALLENGE = 'Bearer realm="r3hf"'
 
 
+class ApiKeysError(Exception):
+    """Keys were asked for but cannot be used; the server refuses to start (one line, exit 2) rather than open up."""
+
+
 def load_api_keys(settings: Settings) -> list[bytes]:
-    """Keys from --api-keys (comma-separated) and --api-keys-file (one per line, # comments); empty = no auth."""
-    keys = settings.api_keys.get_secret_value().split(",") if settings.api_keys else []
+    """Keys from --api-keys (comma-separated) and --api-keys-file (one per line, # comments); none asked = no auth.
+
+    Fails closed: keys asked for (the flag, R3HF_API_KEYS or the file set) but none found, a file that cannot be
+    read, or a key that is not printable ASCII (a header carries bytes: a non-ASCII key would match as Basic but
+    never as Bearer) raise ApiKeysError.
+    """
+    keys = settings.api_keys.get_secret_value().split(",") if settings.api_keys is not None else []
     if settings.api_keys_file:
-        for line in Path(settings.api_keys_file).read_text(encoding="utf-8").splitlines():
-            if line.strip() and not line.lstrip().startswith("#"):
-                keys.append(line)
-    return [key.strip().encode() for key in keys if key.strip()]
+        keys += _keys_in_file(Path(settings.api_keys_file))
+    keys = [key.strip() for key in keys if key.strip()]
+    asked = settings.api_keys is not None or bool(settings.api_keys_file)
+    if asked and not keys:
+        raise ApiKeysError(
+            "API keys were asked for (--api-keys / R3HF_API_KEYS / --api-keys-file) but none was found; refusing to "
+            "start an open server: give at least one key, or unset them to serve without keys"
+        )
+    for number, key in enumerate(keys, 1):
+        if not (key.isascii() and key.isprintable()) or " " in key:
+            raise ApiKeysError(f"API key #{number} has a character that is not printable ASCII (or a space): keys "
+                               "travel in HTTP headers, so use letters, digits and punctuation")
+    return [key.encode("ascii") for key in keys]
+
+
+def _keys_in_file(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ApiKeysError(f"cannot read --api-keys-file {path}: {reason}") from None
+    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 class PublicPaths:

@@ -14,6 +14,7 @@ class Drain:
     def __init__(self) -> None:
         self.started_at: float | None = None
         self.in_flight = 0  # load requests (probes and scrapes excluded) between middleware entry and response
+        self.uploads_cut = False  # the drain ran out of time: bodies still arriving are answered 503 (api.intake)
 
     @property
     def draining(self) -> bool:

@@ -14,15 +14,19 @@ from ..errors import NotReadyError
 from ..redistribution import RedistributionOptions
 from . import convert
 from .disconnect import unless_disconnected
+from .intake import PreparsedBodyRoute
 
-router = APIRouter()
+router = APIRouter(route_class=PreparsedBodyRoute)  # bodies arrive parsed by api.intake, at a bounded cost
 
 ERROR_RESPONSES = {
     code: {"model": wire.ErrorBody, "description": text}
     for code, text in {
         400: "Malformed body", 401: "Missing or wrong API key (when the server has keys)",
-        413: "Body or item count over the limit", 422: "Invalid request: names the item and what to change",
-        429: "Overloaded: retry after the Retry-After header's seconds", 500: "Model failure",
+        408: "The body arrived too slowly (--body-timeout-s, --min-body-bytes-per-s)",
+        413: "Body or item count over the limit", 415: "Content type is not application/json",
+        422: "Invalid request: names the item and what to change",
+        429: "Overloaded (items or body bytes in flight): retry after the Retry-After header's seconds",
+        500: "Model failure",
         503: "Model not loaded yet, or shutting down", 504: "Not answered within --request-timeout-s",
     }.items()
 }
