@@ -19,6 +19,8 @@ class Arm:
     label: str = ""
 
 
+REWARD_NAME = "demo_rm_score"  # one name in every arm, so TRL's reward logs line up
+
 ARMS: dict[str, Arm] = {arm.name: arm for arm in (
     Arm("sparse", None, label="(a) sparse GRPO"),
     Arm("r3hf", "r3hf", 1.0, label="(b) R3HF β=1.0"),
@@ -28,11 +30,30 @@ ARMS: dict[str, Arm] = {arm.name: arm for arm in (
 )}
 
 
-def make_trainer(arm: Arm, base_url: str, *, model, args, tokenizer, dataset, reward_func, callbacks):
-    from trl import GRPOTrainer
-
-    common = dict(model=model, reward_funcs=[reward_func], args=args, train_dataset=dataset,
-                  processing_class=tokenizer, callbacks=callbacks)
+def make_trainer(arm: Arm, base_url: str, *, model, args, tokenizer, dataset, on_scored, callbacks):
+    """The arm's trainer. ``on_scored(prompts, completions, scores)`` sees every scored batch (for samples)."""
+    common = dict(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks)
     if arm.redistribution is None:
-        return GRPOTrainer(**common)
-    raise NotImplementedError("dense arms wait for the client's TRL dense-credit trainer")
+        from r3hf_client.adapters.trl import make_reward_func
+        from trl import GRPOTrainer
+
+        score = make_reward_func(base_url, name=REWARD_NAME)
+
+        def sequence_score(prompts, completions, **kwargs):
+            scores = score(prompts=prompts, completions=completions, **kwargs)
+            on_scored(prompts, completions, scores)
+            return scores
+
+        sequence_score.__name__ = REWARD_NAME
+        return GRPOTrainer(reward_funcs=[sequence_score], **common)
+
+    from r3hf_client.adapters.trl import R3HFDenseGRPOTrainer, R3HFDenseReward
+
+    class ObservedDenseReward(R3HFDenseReward):
+        def __call__(self, prompts, completions, **kwargs):
+            scores = super().__call__(prompts, completions, **kwargs)
+            on_scored(prompts, completions, scores)
+            return scores
+
+    dense = ObservedDenseReward(base_url, redistribution=arm.redistribution, beta=arm.beta, name=REWARD_NAME)
+    return R3HFDenseGRPOTrainer(reward_funcs=[dense], **common)

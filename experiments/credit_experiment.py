@@ -14,6 +14,7 @@ interrupted run still leaves balanced, usable numbers.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -55,6 +56,8 @@ def parse_args(argv=None):
                    help="directory for credit.json, credit.png, credit.md")
     p.add_argument("--update-doc", type=Path, default=None,
                    help="also rewrite the generated block of this markdown file (docs/experiments.md)")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild the PNG and tables from --out/credit.json without training")
     p.add_argument("--server-python", type=Path, default=SERVER_PYTHON, help="python of the server venv")
     args = p.parse_args(argv)
     unknown = set(args.arms.split(",")) - set(ARMS)
@@ -80,8 +83,26 @@ def environment() -> dict:
             "trl": trl.__version__, "cpus": os.cpu_count(), "load_average_at_start": list(os.getloadavg())}
 
 
+def write_outputs(results: dict, args) -> None:
+    """Summary, JSON, PNG and markdown (and the doc block) from the runs in ``results``."""
+    arm_names = results["config"]["arms"]
+    results["summary"] = summarise(grouped(results["runs"]), reference_arm=arm_names[0])
+    json_path, png_path, md_path = args.out / "credit.json", args.out / "credit.png", args.out / "credit.md"
+    write_json(results, json_path)
+    plot(results, png_path)
+    block = f"{table(results)}\n\nReproduce: `{results['command']}`\n\n{samples_markdown(results)}"
+    md_path.write_text(block + "\n")
+    if args.update_doc:
+        update_doc(args.update_doc, block)
+    print(table(results))
+    print(f"\nwrote {json_path}, {png_path}, {md_path}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report_only:
+        write_outputs(json.loads((args.out / "credit.json").read_text()), args)
+        return 0
     run_config, policy_spec, seeds = configs(args)
     arms = [ARMS[name] for name in args.arms.split(",")]
     started = time.time()
@@ -94,7 +115,7 @@ def main(argv=None) -> int:
         "environment": environment(),
         "runs": [],
     }
-    json_path, png_path, md_path = args.out / "credit.json", args.out / "credit.png", args.out / "credit.md"
+    json_path = args.out / "credit.json"
     with served_demo_rm(args.server_python, args.threads) as base_url, tempfile.TemporaryDirectory() as work:
         for seed in seeds:
             for arm in arms:
@@ -105,16 +126,9 @@ def main(argv=None) -> int:
                       f"in {record.seconds:.0f}s", flush=True)
                 write_json(results, json_path)
     results["environment"]["load_average_at_end"] = list(os.getloadavg())
-    results["summary"] = summarise(grouped(results["runs"]), reference_arm=arms[0].name)
     results["wall_seconds"] = round(time.time() - started, 1)
-    write_json(results, json_path)
-    plot(results, png_path)
-    block = f"{table(results)}\n\nReproduce: `{results['command']}`\n\n{samples_markdown(results)}"
-    md_path.write_text(block + "\n")
-    if args.update_doc:
-        update_doc(args.update_doc, block)
-    print(table(results))
-    print(f"\nwrote {json_path}, {png_path}, {md_path} in {results['wall_seconds']:.0f}s")
+    write_outputs(results, args)
+    print(f"total {results['wall_seconds']:.0f}s")
     return 0
 
 

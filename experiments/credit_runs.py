@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credit_arms import ARMS, Arm, make_trainer
+from credit_arms import Arm, make_trainer
 from credit_policy import rl_prompts
 
 # What each step keeps from TRL's logs: name in our JSON -> TRL's log key.
@@ -45,20 +45,16 @@ class RunRecord:
     samples: dict[str, list[dict]] = field(default_factory=dict)
 
 
-class SampleRecorder:
-    """Wraps the reward function: keeps a few (prompt, completion, score) of the first and the latest batch."""
+def sample_keeper(record: RunRecord):
+    """Keeps a few (prompt, completion, score) of the first and of the latest scored batch."""
 
-    def __init__(self, reward_func, record: RunRecord):
-        self.reward_func, self.record = reward_func, record
-        self.__name__ = getattr(reward_func, "__name__", "r3hf_reward")
-
-    def __call__(self, prompts, completions, **kwargs):
-        scores = self.reward_func(prompts=prompts, completions=completions, **kwargs)
+    def keep(prompts, completions, scores) -> None:
         shown = [{"prompt": p.strip(), "completion": c, "score": round(float(s), 3)}
                  for p, c, s in list(zip(prompts, completions, scores))[:SAMPLES_PER_SNAPSHOT]]
-        self.record.samples.setdefault("start", shown)
-        self.record.samples["end"] = shown
-        return scores
+        record.samples.setdefault("start", shown)
+        record.samples["end"] = shown
+
+    return keep
 
 
 def metrics_callback(record: RunRecord):
@@ -78,7 +74,6 @@ def metrics_callback(record: RunRecord):
 def run_one(arm: Arm, seed: int, config: RunConfig, base_url: str, policy_dir: Path, work_dir: Path) -> RunRecord:
     import torch
     from datasets import Dataset
-    from r3hf_client.adapters.trl import make_reward_func
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, set_seed
     from trl import GRPOConfig
 
@@ -97,15 +92,10 @@ def run_one(arm: Arm, seed: int, config: RunConfig, base_url: str, policy_dir: P
     )
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     model = AutoModelForCausalLM.from_pretrained(policy_dir)
-    reward = SampleRecorder(make_reward_func(base_url, name="demo_rm_score"), record)
     trainer = make_trainer(arm, base_url, model=model, args=args, tokenizer=tokenizer, dataset=dataset,
-                           reward_func=reward, callbacks=[metrics_callback(record)])
+                           on_scored=sample_keeper(record), callbacks=[metrics_callback(record)])
     trainer.remove_callback(PrinterCallback)  # the per-step dict print; the curves are kept by metrics_callback
     started = time.perf_counter()
     trainer.train()
     record.seconds = time.perf_counter() - started
     return record
-
-
-def arm_by_name(name: str) -> Arm:
-    return ARMS[name]
