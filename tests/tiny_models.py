@@ -7,8 +7,9 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, processors, trainers
 from transformers import (
-    AutoModelForSequenceClassification, BertConfig, BloomConfig, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig,
-    MistralConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen3Config, GemmaConfig, Phi3Config,
+    AutoModelForSequenceClassification, BertConfig, BloomConfig, DebertaV2Config, Gemma2Config, GPT2Config,
+    GPTNeoXConfig, LlamaConfig, MistralConfig, ModernBertConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen3Config,
+    GemmaConfig, Phi3Config, RobertaConfig,
 )
 
 CORPUS = [
@@ -103,6 +104,109 @@ def build_bidirectional_decoder(out: Path, tokenizer_dir: Path) -> Path:
     )
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_config(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_encoder_tokenizer(out: Path, vocab_size: int = 400) -> PreTrainedTokenizerFast:
+    """The same BPE with an encoder's framing: ``<s> text </s>`` (RoBERTa style), so a suffix follows every sequence."""
+    tok = Tokenizer.from_str(build_tokenizer(out, vocab_size).backend_tokenizer.to_str())
+    cls, sep = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B </s>", special_tokens=[("<s>", cls), ("</s>", sep)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>",
+        pad_token="<pad>", model_max_length=256,
+    )
+    fast.save_pretrained(out)
+    return fast
+
+
+def _encoder_ids(tokenizer: PreTrainedTokenizerFast) -> dict:
+    return dict(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+
+
+# Encoder reward models, served by prefix expansion (every prefix its own pass through the model's own pooling).
+ENCODERS = {
+    "bert": lambda t: BertConfig(max_position_embeddings=256, **_encoder_ids(t), **COMMON),
+    "roberta": lambda t: RobertaConfig(max_position_embeddings=260, **_encoder_ids(t), **COMMON),
+    "deberta_v2": lambda t: DebertaV2Config(
+        max_position_embeddings=256, relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=32,
+        **_encoder_ids(t), **COMMON),
+    "modernbert": lambda t: ModernBertConfig(
+        max_position_embeddings=256, local_attention=16, global_attn_every_n_layers=2,
+        cls_token_id=t.cls_token_id, sep_token_id=t.sep_token_id, **_encoder_ids(t), **COMMON),
+}
+
+
+def build_encoder(arch: str, out: Path, tokenizer_dir: Path, factories: dict | None = None) -> Path:
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+    config = (factories or ENCODERS)[arch](tokenizer)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config)
+    with torch.no_grad():  # a visible head and pooler, as for the decoders: random init gives near-constant scores
+        for name, module in model.named_modules():
+            pooling = any(part in name for part in ("pooler", "classifier", "head"))
+            if isinstance(module, torch.nn.Linear) and (module.out_features == 1 or pooling):
+                module.weight.normal_(0, 1.0)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+CUSTOM_RM_CODE = '''"""A custom-code reward model: an MLP value head (v_head) on a Llama backbone."""
+import torch
+from transformers import LlamaModel, LlamaPreTrainedModel
+
+
+class TinyLlamaRewardModel(LlamaPreTrainedModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = LlamaModel(config)
+        size = config.hidden_size
+        self.v_head = torch.nn.Sequential(torch.nn.Linear(size, size), torch.nn.Tanh(), torch.nn.Linear(size, 1))
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, **kwargs):
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        values = self.v_head(hidden).squeeze(-1)
+        if attention_mask is None:
+            last = torch.full((input_ids.shape[0],), input_ids.shape[1] - 1, device=input_ids.device)
+        else:
+            last = attention_mask.sum(-1) - 1
+        if getattr(self.config, "pool_first_token", False):
+            last = torch.zeros_like(last)
+        return values[torch.arange(values.shape[0], device=values.device), last]
+'''
+
+
+def build_custom_code_rm(out: Path, tokenizer_dir: Path, pool_first_token: bool = False) -> Path:
+    """modeling_tinyrm.py + an auto_map in config.json: loadable only with trust_remote_code."""
+    import importlib.util
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "modeling_tinyrm.py").write_text(CUSTOM_RM_CODE)
+    spec = importlib.util.spec_from_file_location(f"modeling_tinyrm_{abs(hash(str(out)))}", out / "modeling_tinyrm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+    config = ARCHITECTURES["llama"](len(tokenizer))
+    config.pad_token_id = tokenizer.pad_token_id
+    config.pool_first_token = pool_first_token
+    torch.manual_seed(0)
+    model = module.TinyLlamaRewardModel(config)
+    with torch.no_grad():
+        model.v_head[2].weight.normal_(0, 1.0)
+    model.save_pretrained(out)
+    saved = json.loads((out / "config.json").read_text())
+    saved["auto_map"] = {"AutoModel": "modeling_tinyrm.TinyLlamaRewardModel"}
+    saved["architectures"] = ["TinyLlamaRewardModel"]
+    (out / "config.json").write_text(json.dumps(saved, indent=2))
     tokenizer.save_pretrained(out)
     return out
 

@@ -77,6 +77,10 @@ Item = Annotated[
 Truncation = Literal["error", "left"]
 Redistribution = Literal["r3hf", "sparse", "uniform", "attention"]
 EncodingFormat = Literal["float", "base64"]
+# How prefix scores are computed: one forward per item (a causal head read at every position), or every prefix as
+# its own sequence (encoder reward models).
+PrefixScoresMode = Literal["one_pass", "expanded"]
+BatchPath = Literal["padded", "equal_lengths", "packed", "shared_prompt", "expanded"]
 _TRUNCATION_DOC = (
     '"error": an over-length item is rejected (422) naming the item, its length and the limit. '
     '"left": the start of the prompt is dropped (never the response) and the result says truncated=true.'
@@ -174,6 +178,19 @@ class InfoResponse(BaseModel):
     )
     has_chat_template: bool
     version: str = Field(description="Server version.")
+    attention_implementation: str = Field(
+        "", description="The attention kernels transformers runs (sdpa, eager, flash_attention_2, ...)."
+    )
+    prefix_scores: PrefixScoresMode = Field(
+        "one_pass",
+        description="one_pass: a causal head read at every position of one forward; expanded: every response "
+        "prefix scored as its own sequence (encoder reward models).",
+    )
+    batch_paths: list[BatchPath] = Field(
+        default_factory=list,
+        description="Forwards in use: padded or equal_lengths or packed rows, shared_prompt (GRPO groups run their "
+        "prompt once), expanded (prefix expansion).",
+    )
 
 
 class ErrorBody(BaseModel):

@@ -63,21 +63,35 @@ def _optional_settings_class():  # type: ignore[no-untyped-def]
 
 
 def serve(given: dict) -> int:
-    settings = _settings_class()(**given)
+    from pydantic import ValidationError
+
+    try:
+        settings = _settings_class()(**given)
+    except ValidationError as exc:
+        from .startup import settings_failure_line
+
+        print(settings_failure_line(exc), file=sys.stderr)
+        return 2
     try:
         from .api.app import create_app
+        from .api.auth import ApiKeysError, load_api_keys
         from .api.serving import serve_app
-        from .errors import ModelRefusedError
         from .engine import build_runner
     except ImportError as exc:
         raise SystemExit(f"r3hf: {_MISSING_EXTRA} ({exc})") from exc
+    try:
+        load_api_keys(settings)  # keys asked for must be usable: checked before the model loads (fail closed)
+    except ApiKeysError as exc:
+        print(f"r3hf: refusing to start: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("r3hf_server").info("settings: %s", settings.model_dump_json())  # API keys print as ******
+    from .startup import report_failure
+
     try:
         runner = build_runner(settings)  # load before binding, so a refused model exits with its reason
-    except ModelRefusedError as exc:
-        print(f"r3hf: refusing to serve {settings.model}: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # one line with the cause and what to do; the traceback only at --log-level debug
+        return report_failure(settings, exc)
     app = create_app(settings, runner)
     serve_app(app, settings.host, settings.port, settings.log_level, settings.drain_timeout_s)
     if not app.state.engine:  # start-up failed (uvicorn logged why, e.g. the warm-up naming a setting)

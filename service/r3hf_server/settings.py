@@ -39,6 +39,21 @@ class Settings(BaseSettings):
         description="Checkpoint name of the score head when it is not the architecture's own (e.g. OpenRLHF's "
         "value_head); its weights are loaded into the head instead of being initialised at random.",
     )
+    backbone_module: str | None = Field(
+        None,
+        description="Dotted attribute path of the module giving the last hidden states (e.g. model), for a custom-code "
+        "reward model (--trust-remote-code). Default: the architecture's base model.",
+    )
+    head_module: str | None = Field(
+        None,
+        description="Dotted attribute path of the score head applied to every position's hidden state (e.g. v_head, "
+        "reward_head.mlp). Default: the architecture's score head (score, classifier, value_head or v_head).",
+    )
+    prefix_stride: int = Field(
+        1, ge=1,
+        description="Encoder reward models (prefix expansion): score every K-th response prefix plus the last, and "
+        "spread each stride's score change evenly over its K tokens. 1 = every prefix (exact).",
+    )
     label_index: int | None = Field(
         None, ge=0, description="Which score-head output is the reward; required when the model has num_labels > 1."
     )
@@ -162,7 +177,8 @@ class Settings(BaseSettings):
 # fails if a runner module reads a field missing from this list.
 MODEL_LOADING_FIELDS = (
     "model", "revision", "tokenizer", "served_model_name", "dtype", "device", "trust_remote_code", "head_name",
-    "label_index", "max_length", "attn_implementation", "packing", "padding", "prompt_reuse",
+    "label_index", "max_length", "attn_implementation", "packing", "padding", "prompt_reuse", "backbone_module",
+    "head_module", "prefix_stride", "max_batch_tokens",
     "min_shared_prompt_tokens", "device_map",
 )
 

@@ -14,6 +14,8 @@ from r3hf_server.errors import ModelRefusedError
 from r3hf_server.runner.hf import build_hf_runner
 from r3hf_server.settings import ModelLoadSettings
 
+pytestmark = pytest.mark.slow
+
 
 def load(path, **overrides):
     return build_hf_runner(ModelLoadSettings(model=str(path), **overrides))
@@ -25,10 +27,10 @@ def test_a_base_lm_with_no_head_is_refused(tiny_root, tmp_path):
         load(path)
 
 
-def test_an_encoder_reward_model_is_refused(tiny_root, tmp_path):
+def test_an_encoder_reward_model_is_served_by_prefix_expansion_not_one_pass(tiny_root, tmp_path):
     path = tiny_models.build_bert(tmp_path / "bert", tiny_root / "tokenizer")
-    with pytest.raises(ModelRefusedError, match="not applied per position|not causal"):
-        load(path)
+    runner = load(path)
+    assert runner.info.prefix_scores == "expanded" and runner.info.batch_paths == ("expanded",)
 
 
 def test_a_head_saved_under_another_name_is_refused_then_loaded_with_head_name(tiny_root, tmp_path):

@@ -121,6 +121,8 @@ async def info(request: Request) -> wire.InfoResponse:
         model=i.name, model_path=i.model_path, fingerprint=i.fingerprint, architecture=i.architecture,
         dtype=i.dtype, device=i.device, max_length=i.max_length, num_labels=i.num_labels, label_index=i.label_index,
         score_normalization=i.score_normalization, has_chat_template=i.has_chat_template, version=__version__,
+        attention_implementation=i.attention_implementation, prefix_scores=i.prefix_scores,
+        batch_paths=list(i.batch_paths),
     )
 
 

@@ -20,7 +20,11 @@ class TokenizerEncoder:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.vocab_size = vocab_size
-        self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
+        # The token a sequence opens with: BOS for decoders, CLS for encoders that have no BOS (BERT).
+        self.bos_token_id = next(
+            (i for i in (getattr(tokenizer, "bos_token_id", None), getattr(tokenizer, "cls_token_id", None))
+             if i is not None), None,
+        )
 
     def encode(self, item: ItemInput, truncation: TruncationMode, with_tokens: bool) -> EncodedItem:
         if isinstance(item, TextInput):
@@ -32,6 +36,10 @@ class TokenizerEncoder:
             encoded = self._encode_chat(item, with_tokens)
         else:  # pragma: no cover - the api only builds the three forms
             raise TypeError(f"unknown item form {type(item).__name__}")
+        return self.fit(encoded, truncation)
+
+    def fit(self, encoded: EncodedItem, truncation: TruncationMode) -> EncodedItem:
+        """``encoded`` within the length limit (or the reason it cannot be), its leading BOS/CLS kept."""
         return fit_to_length(encoded, self.max_length, truncation, keep_leading=self._leading_specials(encoded))
 
     def _encode_text(

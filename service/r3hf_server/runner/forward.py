@@ -35,7 +35,10 @@ class ScoreHead:
     pad_id: int
 
     def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        scores = self.head(hidden)[..., self.label_index].float()
+        values = self.head(hidden)
+        if values.dim() < hidden.dim():  # a head that returns one value per position without a label axis
+            values = values.unsqueeze(-1)
+        scores = values[..., self.label_index].float()
         if self.normalization is not None:
             mean, std = self.normalization
             scores = (scores - mean) / std

@@ -11,6 +11,7 @@ from ..settings import ModelLoadSettings
 from .attention import attended_forward, last_attention_module
 from .base import EncodedItem, ForwardResult, ItemInput, ModelInfo, TruncationMode
 from .encoding import TokenizerEncoder
+from .expansion import ExpandedRunner, trailing_special_ids
 from .fingerprint import model_fingerprint
 from .forward import ScoreHead, equal_length_forward, packed_forward, padded_forward, shared_prompt_forward
 from .loading import LoadedModel, load_model, served_name
@@ -81,10 +82,12 @@ class HFRunner:
         return padded_forward(self.model, sequences)
 
 
-def build_hf_runner(settings: ModelLoadSettings) -> HFRunner:
+def build_hf_runner(settings: ModelLoadSettings) -> HFRunner | ExpandedRunner:
     if not isinstance(settings, ModelLoadSettings):  # the server's Settings hold API keys a runner must not see
         raise TypeError("build_hf_runner takes ModelLoadSettings: pass settings.model_loading()")
     loaded = load_model(settings)
+    if loaded.prefix_scores == "expanded":
+        return _expanded_runner(settings, loaded)
     probing = HFRunner(loaded, _model_info(settings, loaded))  # the plain padded pass every fast path must match
     verify_per_position_head(probing)
     runner = probing.with_policy(choose_batch_policy(probing, settings))
@@ -92,6 +95,21 @@ def build_hf_runner(settings: ModelLoadSettings) -> HFRunner:
         "loaded %s (%s, %s on %s, %s attention, max length %d, fingerprint %s, batch paths %s)", runner.info.name,
         runner.info.architecture, runner.info.dtype, runner.info.device, runner.info.attention_implementation,
         loaded.max_length, runner.info.fingerprint, ", ".join(runner.info.batch_paths),
+    )
+    return runner
+
+
+def _expanded_runner(settings: ModelLoadSettings, loaded: LoadedModel) -> ExpandedRunner:
+    """An encoder RM: no one-pass probe applies (it pools and attends both ways); every prefix is its own pass."""
+    suffix = trailing_special_ids(loaded.tokenizer)
+    policy = BatchPolicy(prefix_stride=settings.prefix_stride, suffix_tokens=len(suffix))
+    info = replace(_model_info(settings, loaded), prefix_scores="expanded", batch_paths=("expanded",))
+    runner = ExpandedRunner(loaded, info, policy, settings.max_batch_tokens)
+    log.info(
+        "loaded %s (%s, %s on %s, %s attention, max length %d, fingerprint %s): an encoder, so every response "
+        "prefix is scored as its own sequence (stride %d, suffix %s)", info.name, info.architecture, info.dtype,
+        info.device, info.attention_implementation, loaded.max_length, info.fingerprint, settings.prefix_stride,
+        list(suffix),
     )
     return runner
 

@@ -11,11 +11,13 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
 
 from ..errors import ModelRefusedError
 from ..settings import DEMO_MODEL_DIR, ModelLoadSettings
 from .checkpoint import check_model_directory, check_model_source, checkpoint_tensor_shapes
+from .custom_head import auto_class_for, custom_code_hint, head_output_count, hidden_size_of, resolve_module
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class LoadedModel:
     normalization: tuple[float, float] | None
     max_length: int
     attention: str = "eager"
+    prefix_scores: str = "one_pass"  # "expanded" for encoder architectures (see runner/prefixes.py)
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -64,15 +67,24 @@ def load_model(settings: ModelLoadSettings) -> LoadedModel:
         check_model_directory(local)
     config = _load_config(settings.model, common)
     _refuse_encoder_decoder(config)
-    label_index = _label_index(config, settings.label_index)
+    auto_class = auto_class_for(config, settings.trust_remote_code)
+    custom = auto_class is not AutoModelForSequenceClassification
+    label_index = None if custom else _label_index(int(config.num_labels), settings.label_index)
     tokenizer = _load_tokenizer(settings, common)  # before the weights: a missing tokenizer fails in seconds
-    model = _load_weights(settings, config, dtype, device, common)
-    head_name, head = _find_head(model, config.num_labels)
+    model = _load_weights(settings, config, dtype, device, common, auto_class)
     if settings.device_map:
         device = model.get_input_embeddings().weight.device
+    head_name = settings.head_module or ""
+    head = resolve_module(model, head_name, "--head-module") if head_name else None
+    if head is None:
+        head_name, head = _find_head(model, config.num_labels)
+    backbone_name = settings.backbone_module or model.base_model_prefix
+    backbone = resolve_module(model, backbone_name, "--backbone-module")
+    if label_index is None:  # a custom head: how many outputs it has is known only by running it
+        label_index = _label_index(head_output_count(head, hidden_size_of(model), dtype, device), settings.label_index)
     return LoadedModel(
         model=model,
-        backbone=getattr(model, model.base_model_prefix),
+        backbone=backbone,
         head=head,
         head_name=head_name,
         tokenizer=tokenizer,
@@ -83,7 +95,14 @@ def load_model(settings: ModelLoadSettings) -> LoadedModel:
         normalization=_normalization(config),
         max_length=_max_length(settings.max_length, tokenizer, config),
         attention=str(getattr(model.config, "_attn_implementation", None) or "eager"),
+        prefix_scores="one_pass" if custom or not is_encoder(config) else "expanded",
     )
+
+
+def is_encoder(config: Any) -> bool:
+    """An encoder architecture: transformers has a masked-LM class for it (BERT, RoBERTa, DeBERTa, ModernBERT,
+    ELECTRA, ...) and the config does not make it a decoder. Decoders (Llama, Gemma, ...) have none."""
+    return config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
 
 
 def _load_config(model: str, common: dict) -> Any:
@@ -145,8 +164,7 @@ def _refuse_encoder_decoder(config: Any) -> None:
         )
 
 
-def _label_index(config: Any, requested: int | None) -> int:
-    num_labels = int(config.num_labels)
+def _label_index(num_labels: int, requested: int | None) -> int:
     if requested is None:
         if num_labels > 1:
             raise ModelRefusedError(
@@ -159,7 +177,8 @@ def _label_index(config: Any, requested: int | None) -> int:
 
 
 def _load_weights(
-    settings: ModelLoadSettings, config: Any, dtype: torch.dtype, device: torch.device, common: dict
+    settings: ModelLoadSettings, config: Any, dtype: torch.dtype, device: torch.device, common: dict,
+    auto_class: type = AutoModelForSequenceClassification,
 ) -> Any:
     kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True, **common}
     if settings.head_name:
@@ -173,7 +192,7 @@ def _load_weights(
     # config each time, so no implementation chosen by an earlier attempt sticks to it.
     attention = None if settings.attn_implementation == "auto" else settings.attn_implementation
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
+        model, info = auto_class.from_pretrained(
             settings.model, config=copy.deepcopy(config), attn_implementation=attention, **kwargs
         )
     except (ValueError, ImportError) as exc:
@@ -186,13 +205,13 @@ def _load_weights(
     except RuntimeError as exc:  # e.g. --head-name naming a tensor of another shape than the score head
         hint = f" (check --head-name {settings.head_name})" if settings.head_name else ""
         raise ModelRefusedError(f"the checkpoint does not fit the model: {_first_line(exc)}{hint}") from exc
-    _refuse_missing_weights(info, settings, model)
+    _refuse_missing_weights(info, settings, model, config)
     if settings.device_map:  # accelerate placed the layers; the inputs go where the embeddings are
         return model.eval()
     return model.to(device).eval()
 
 
-def _refuse_missing_weights(info: dict, settings: ModelLoadSettings, model: Any) -> None:
+def _refuse_missing_weights(info: dict, settings: ModelLoadSettings, model: Any, config: Any) -> None:
     missing = sorted(info.get("missing_keys") or [])
     if not missing:
         return
@@ -205,19 +224,23 @@ def _refuse_missing_weights(info: dict, settings: ModelLoadSettings, model: Any)
     if any(key.split(".")[0] in _HEAD_ATTRIBUTES for key in missing):
         raise ModelRefusedError(
             f"the score head ({', '.join(missing[:5])}) is not in the checkpoint and would be initialised at "
-            "random: " + _head_hint(info, model, missing, _local_dir(settings))
+            "random: " + _head_hint(info, model, missing, _local_dir(settings), config)
         )
     raise ModelRefusedError(f"weights missing from the checkpoint would be initialised at random: {missing[:10]}")
 
 
-def _head_hint(info: dict, model: Any, missing: list[str], model_dir: Path | None) -> str:
-    """Suggest --head-name only for an unused checkpoint tensor with exactly the head's shape: any other suggestion
-    (an LM head, say) would fail to load."""
-    wanted = {key: tuple(model.state_dict()[key].shape) for key in missing if key in model.state_dict()}
+def _head_hint(info: dict, model: Any, missing: list[str], model_dir: Path | None, config: Any) -> str:
+    """Suggest --head-name only for an unused checkpoint module whose tensors are exactly the head's (same leaves,
+    same shapes): an LM head would fail to load, and one layer of an MLP head would load and score wrongly."""
+    if custom_code_hint(config):
+        return "the checkpoint is a custom-code model." + custom_code_hint(config)
+    wanted = {key.split(".", 1)[1]: tuple(model.state_dict()[key].shape) for key in missing if key in model.state_dict()}
     shapes = checkpoint_tensor_shapes(model_dir)
-    for key in sorted(info.get("unexpected_keys") or []):
-        prefix, _, leaf = key.rpartition(".")
-        if any(k.endswith("." + leaf) and shapes.get(key) == shape for k, shape in wanted.items()):
+    unexpected = sorted(info.get("unexpected_keys") or [])
+    for prefix in sorted({key.rpartition(".")[0] for key in unexpected}):
+        under = {key[len(prefix) + 1 :]: shapes.get(key) for key in unexpected if key.startswith(prefix + ".")}
+        same_root = [key for key in unexpected if key.split(".")[0] == prefix.split(".")[0]]
+        if under == wanted and len(same_root) == len(under):
             return f"its head seems to be saved as {prefix}: pass --head-name {prefix}."
     return "this is a base language model (or its head is saved under a name of another shape): serve a reward model."
 

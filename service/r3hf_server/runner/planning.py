@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .base import EncodedItem
+from .prefixes import expanded_tokens
 
 PromptKey = tuple[int, ...]
 
@@ -25,6 +26,12 @@ class BatchPolicy:
     min_shared_prompt_tokens: int = 16
     packed: bool = False
     equal_lengths_only: bool = False  # rows of one length per forward, never a padding mask (CPU)
+    prefix_stride: int = 0  # > 0: an encoder RM, each item expanded into its prefixes (runner/prefixes.py)
+    suffix_tokens: int = 0  # closing special tokens appended to every expanded prefix
+
+    def row_tokens(self, item: EncodedItem) -> int:
+        """Token positions an item holds as a row: its length, or (expanded) the sum of its prefixes' lengths."""
+        return expanded_tokens(item, self.prefix_stride, self.suffix_tokens) if self.prefix_stride else len(item)
 
     def prompt_key(self, item: EncodedItem) -> PromptKey | None:
         """Items with the same key can share their prompt's forward; None for items that cannot."""
@@ -37,7 +44,7 @@ class BatchPolicy:
     @property
     def unpadded(self) -> bool:
         """The rows outside shared-prompt groups hold no padding (packed, or only equal lengths together)."""
-        return self.packed or self.equal_lengths_only
+        return self.packed or self.equal_lengths_only or self.prefix_stride > 0
 
     def meter(self) -> CostMeter:
         return CostMeter(self)
@@ -107,7 +114,8 @@ class CostMeter:
             return self.cost + len(item)
         key = self.policy.prompt_key(item)
         if key is None:
-            return _cost(self.policy, self.rows.with_item(len(item)), self.groups.values(), self.alone_tokens)
+            return _cost(self.policy, self.rows.with_item(self.policy.row_tokens(item)), self.groups.values(),
+                         self.alone_tokens)
         grown = self.groups.get(key, _Group(len(key))).with_item(len(item) - len(key))
         return _cost(self.policy, self.rows, {**self.groups, key: grown}.values(), self.alone_tokens)
 
@@ -118,7 +126,7 @@ class CostMeter:
         if item.needs_attention:
             self.alone_tokens += len(item)
         elif key is None:
-            self.rows = self.rows.with_item(len(item))
+            self.rows = self.rows.with_item(self.policy.row_tokens(item))
         else:
             self.groups[key] = self.groups.get(key, _Group(len(key))).with_item(len(item) - len(key))
 

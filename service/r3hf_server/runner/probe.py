@@ -16,6 +16,7 @@ import torch
 
 from ..errors import ModelRefusedError
 from ..settings import ModelLoadSettings
+from .custom_head import forward_score
 from .forward import packed_forward, padded_forward, shared_prompt_forward
 from .planning import BatchPolicy
 
@@ -91,8 +92,8 @@ def own_forward_score(runner: HFRunner, ids: list[int]) -> float:
     """The model's own forward score of ``ids`` (its pooling, its head), normalised like ours."""
     loaded = runner.loaded
     with torch.inference_mode():
-        logits = loaded.model(input_ids=torch.tensor([ids], device=loaded.device)).logits
-    score = float(logits.reshape(logits.shape[0], -1)[0, loaded.label_index].float())
+        output = loaded.model(input_ids=torch.tensor([ids], device=loaded.device))
+    score = forward_score(output, loaded.label_index, len(ids))
     if loaded.normalization is not None:
         score = (score - loaded.normalization[0]) / loaded.normalization[1]
     return score
