@@ -35,6 +35,7 @@ from r3hf_client.errors import ErrorType
 from .body_parsing import PARSED_MODELS, BodyLimits, BodyRejected, parse_body
 from .drain import Drain
 from .errors import error_response
+from .head import HeadAsGet
 
 PARSED_BODY = "r3hf.parsed_body"
 _POLL_S = 0.5  # how often a waiting upload looks at the drain and the pace
@@ -249,7 +250,7 @@ def _is_json(content_type: str | None) -> bool:
 
 
 def install_intake(app, settings) -> None:  # type: ignore[no-untyped-def]
-    """Add BodyIntake to ``app`` with the settings' limits; the byte budget is published as app.state.body_budget."""
+    """Add BodyIntake (and HEAD for GET routes) to ``app``; the byte budget is published as app.state.body_budget."""
     budget = ByteBudget(settings.max_inflight_body_bytes)
     app.state.body_budget = budget
 
@@ -271,3 +272,4 @@ def install_intake(app, settings) -> None:  # type: ignore[no-untyped-def]
     )
     app.add_middleware(BodyIntake, limits=limits, budget=budget, drain=app.state.drain, parse_limits=parse_limits,
                        retry_after_s=retry_after_s)
+    app.add_middleware(HeadAsGet)
