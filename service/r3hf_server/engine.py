@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from .admission import Admission
 from .batcher import BatchObserver, BatchStats, ScoredItem, TokenBudgetBatcher
+from .drain_rate import DrainRate, MeteredObserver
 from .errors import InvalidInputError, NonFiniteOutputError, RequestTimeoutError, ServiceError
 from .limits import check_request, default_max_item_chars
 from .redistribution import ItemScores, RedistributionOptions, all_finite, sequence_scores, token_rewards
@@ -68,13 +69,16 @@ class RewardEngine:
     ) -> None:
         self.runner = runner
         self.max_items_per_request = settings.max_items_per_request
-        self.admission = Admission(settings.max_queue_items or settings.max_items_per_request)
+        self.drain_rate = DrainRate()  # measured answers per second: the 429s' Retry-After
+        self.admission = Admission(settings.max_queue_items or settings.max_items_per_request,
+                                   retry_after_s=self.drain_rate.retry_after_s)
         self.request_timeout_s = settings.request_timeout_s
         self.max_item_chars = settings.max_item_chars or default_max_item_chars(runner.info.max_length)
         self._tokenize_pool = ThreadPoolExecutor(max_workers=tokenize_threads, thread_name_prefix="r3hf-tokenize")
         self._batcher = TokenBudgetBatcher(
             runner.forward, max_batch_tokens=settings.max_batch_tokens, max_batch_size=settings.max_batch_size,
-            max_wait_s=settings.max_wait_ms / 1000.0, observer=observer, policy=runner.batch_policy,
+            max_wait_s=settings.max_wait_ms / 1000.0, observer=MeteredObserver(observer, self.drain_rate),
+            policy=runner.batch_policy,
             more_items_coming=self._more_items_coming,
         )
         self._requests_in_flight = 0  # announced by the api (body still being read, or being scored)
@@ -115,6 +119,10 @@ class RewardEngine:
     def ready(self) -> bool:
         """Worker alive and not shutting down: requests will be answered."""
         return self.alive and not self._stopping
+
+    def retry_after_s(self) -> int:
+        """When a refused request should come back: the items held now, answered at the measured rate."""
+        return self.drain_rate.retry_after_s(self.admission.held)
 
     @property
     def queue_depth(self) -> int:
