@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import ClientSettings, shared_client
+from r3hf_client.adapters.settings import ClientSettings, shared_client
 
 AREAL_TIMEOUT_S = 10.0
 AREAL_DEADLINE_S = 12.0

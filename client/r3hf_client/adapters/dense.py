@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Union
 
-from ..projection import PolicyTokenRewards
-from ..wire import TokenRewardsResponse
+from r3hf_client.projection import PolicyTokenRewards
+from r3hf_client.wire import TokenRewardsResponse
 
 Rows = Union[TokenRewardsResponse, Sequence[PolicyTokenRewards], Sequence[Sequence[float]]]
 

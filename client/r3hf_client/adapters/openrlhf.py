@@ -1,11 +1,13 @@
-"""OpenRLHF's python-file reward mode: ``--remote_rm_url <path of this file>``.
+"""OpenRLHF's python-file reward mode: ``--reward.remote_url <path of this file>`` (OpenRLHF 0.11; ``--remote_rm_url``
+before 0.11).
 
-    --remote_rm_url "$(python -c 'import r3hf_client.adapters.openrlhf as m; print(m.__file__)')"
+    --reward.remote_url "$(python -c 'import r3hf_client.adapters.openrlhf as m; print(m.__file__)')"
 
-OpenRLHF imports the file and calls ``reward_func(queries, prompts, labels)`` on each batch; this forwards the
-batch to the server (``R3HF_CLIENT_URL``, see ``settings``) with retries, so API keys work here, unlike the no-code
-``--remote_rm_url http://host:port/get_reward`` mode. Scores and the split of query into prompt and response are
-the same as the server's ``/get_reward``.
+OpenRLHF loads the file standalone (``spec_from_file_location``, no package, so this module imports only absolute
+names) and calls ``reward_func(queries, prompts, labels)``, since 0.9.1 one sample per call from
+``SingleTurnAgentExecutor``. This forwards it to the server (``R3HF_CLIENT_URL``, see ``settings``) with retries, so
+API keys work here, unlike the no-code ``--reward.remote_url http://host:port/get_reward`` mode. Scores and the
+split of query into prompt and response are the same as the server's ``/get_reward``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .protocols import OpenRLHFResponse, check_prompts, openrlhf_reply, split_query
-from .settings import ClientSettings, shared_client
+from r3hf_client.adapters.protocols import OpenRLHFResponse, check_prompts, openrlhf_reply, split_query
+from r3hf_client.adapters.settings import ClientSettings, shared_client
 
 
 def reward_func(queries: Sequence[str], prompts: Sequence[str] | None = None, labels: Any = None, **kwargs: Any) -> dict:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..wire import ScoreResult
+from r3hf_client.wire import ScoreResult
 
 
 class _Lenient(BaseModel):

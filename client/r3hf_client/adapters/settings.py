@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..client import RewardClient
+from r3hf_client.client import RewardClient
 
 
 @dataclass(frozen=True)

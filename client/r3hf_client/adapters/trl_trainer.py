@@ -38,7 +38,7 @@ def build_trainer_class() -> type:
             self.last_dense: dict[str, Any] = {}
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[no-untyped-def]
-            self._completion_ids_list = completion_ids_list
+            self._prompts, self._completion_ids_list = prompts, completion_ids_list
             self._rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
             return self._rewards_per_func
 
@@ -67,6 +67,7 @@ def build_trainer_class() -> type:
             metrics["r3hf/first_token_advantage_abs_mean"].append(advantages[:, 0].abs().mean().item())
             # What the last batch got, for logging and tests: rows sum to w * (score - prompt_score) + others.
             self.last_dense = {
+                "prompts": list(self._prompts), "completion_ids": [list(ids) for ids in self._completion_ids_list],
                 "rows": rows, "scores": [p.score for p in projected], "prompt_scores": [p.prompt_score for p in projected],
                 "aligned": [p.aligned for p in projected], "advantages": advantages.detach().cpu(),
             }

@@ -1,11 +1,14 @@
-"""verl: a ``compute_score`` custom reward function (sequence score) and a reward manager for dense rewards.
+"""verl: a ``compute_score`` custom reward function (one sequence score per sample).
 
-Sequence score (``custom_reward_function.path`` = this file, ``.name`` = ``compute_score``, or
-``compute_score_batch`` with the batch reward manager). verl passes only the response as ``solution_str``; the prompt
-must come through ``extra_info["prompt"]`` (a string, or a message list scored with the RM's chat template), which
-the data preprocessing puts there. The server comes from ``R3HF_CLIENT_URL``.
+verl ≥ 0.8 (tested with 0.9.1): ``reward.custom_reward_function.path`` = this file (loaded standalone through
+``spec_from_file_location``, so this module imports only absolute names) or ``pkg://r3hf_client.adapters.verl``,
+and ``reward.custom_reward_function.name=compute_score``. The old top-level ``custom_reward_function.*`` keys
+(verl ≤ 0.7) are ignored by 0.9's ``main_ppo``. verl passes only the response as ``solution_str``; the prompt must
+come through ``extra_info["prompt"]`` (a string, or a message list scored with the RM's chat template), which the
+data preprocessing puts there. The server comes from ``R3HF_CLIENT_URL``.
 
-Dense per-token rewards: ``R3HFRewardManager`` in ``verl_dense``.
+``compute_score_batch`` scores many samples in one call; it is a helper, not a verl route (verl 0.9 has no batch
+reward manager). Dense per-token rewards: ``R3HFRewardManager`` in ``verl_dense``.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .settings import ClientSettings, shared_client
-from .trl import sample_item
+from r3hf_client.adapters.settings import ClientSettings, shared_client
+from r3hf_client.adapters.trl import sample_item
 
 
 def compute_score(

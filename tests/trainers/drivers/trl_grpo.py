@@ -6,6 +6,7 @@ line. Scenarios: text_sync, chat_async, rloo_text, dense_text, dense_chat_other_
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -86,6 +87,7 @@ class DenseRecorder(TrainerCallback):
         dense = self.trainer.last_dense
         advantages = dense["advantages"]
         self.steps.append({
+            "prompts": dense["prompts"], "completion_ids": dense["completion_ids"], "rows": dense["rows"],
             "row_sums": [sum(r) for r in dense["rows"]], "scores": dense["scores"],
             "prompt_scores": dense["prompt_scores"], "aligned": dense["aligned"],
             "row_lengths": [len(r) for r in dense["rows"]], "advantages_shape": list(advantages.shape),
@@ -118,15 +120,32 @@ def run(name: str, workdir: Path) -> dict:
         )
         recorder.trainer = trainer
         trainer.train()
-        return {"log": reward_log(trainer), "dense_steps": recorder.steps, "options": options}
-    reward = {"text_sync": make_reward_func(URL), "chat_async": make_async_reward_func(URL),
-              "rloo_text": make_reward_func(URL)}[name]
+        return {"log": reward_log(trainer), "dense_steps": recorder.steps, "options": options, "policy": policy}
+    calls: list[dict] = []
+    reward = recording({"text_sync": make_reward_func(URL), "chat_async": make_async_reward_func(URL),
+                        "rloo_text": make_reward_func(URL)}[name], calls)
     trainer_cls, config_cls = (RLOOTrainer, RLOOConfig) if name.startswith("rloo") else (GRPOTrainer, GRPOConfig)
     policy = tiny_policy(workdir, "rm")
     trainer = trainer_cls(model=policy, reward_funcs=[reward], args=config(config_cls, workdir, name, policy),
                           train_dataset=dataset(name.startswith("chat")))
     trainer.train()
-    return {"log": reward_log(trainer)}
+    return {"log": reward_log(trainer), "calls": calls}
+
+
+def recording(func, calls: list[dict]):  # type: ignore[no-untyped-def]
+    """The reward function as TRL sees it (same name, sync or async), keeping what it was given and returned."""
+    if inspect.iscoroutinefunction(func):
+        async def wrapper(prompts, completions, **kwargs):  # type: ignore[no-untyped-def]
+            out = await func(prompts=prompts, completions=completions, **kwargs)
+            calls.append({"prompts": prompts, "completions": completions, "rewards": out})
+            return out
+    else:
+        def wrapper(prompts, completions, **kwargs):  # type: ignore[no-untyped-def]
+            out = func(prompts=prompts, completions=completions, **kwargs)
+            calls.append({"prompts": prompts, "completions": completions, "rewards": out})
+            return out
+    wrapper.__name__ = func.__name__
+    return wrapper
 
 
 def main() -> None:
