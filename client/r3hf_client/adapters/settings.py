@@ -14,8 +14,8 @@ R3HF_CLIENT_DEADLINE   seconds per call, retries included                      a
 ====================== ======================================================= ============
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": dataclasses resolve string annotations through sys.modules, where a
+# module loaded by file path (as trainers load adapters) is absent.
 import os
 import threading
 from collections.abc import Mapping
@@ -35,7 +35,7 @@ class ClientSettings:
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str] | None = None, *, timeout: float = 180.0, deadline: float | None = 600.0
-    ) -> ClientSettings:
+    ) -> "ClientSettings":
         """Settings from ``R3HF_CLIENT_*``; ``timeout``/``deadline`` are the calling adapter's defaults."""
         env = os.environ if environ is None else environ
         urls = tuple(u.strip() for u in env.get("R3HF_CLIENT_URL", cls.urls[0]).split(",") if u.strip())
