@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 RunBatch = Callable[[Sequence[EncodedItem]], list[ForwardResult]]
 
 
+class ForwardHung(Exception):
+    """A forward ran past --forward-timeout-s."""
+
+
 @dataclass(frozen=True)
 class ScoredItem:
     """What an item's future resolves to: the runner's result for it and where its time went."""
@@ -100,9 +104,11 @@ class TokenBudgetBatcher:
         self, run_batch: RunBatch, *, max_batch_tokens: int, max_batch_size: int, max_wait_s: float,
         observer: BatchObserver | None = None, policy: BatchPolicy = BatchPolicy(),
         out_of_memory: Callable[[BaseException], bool] = is_out_of_memory,
-        more_items_coming: Callable[[], bool] = lambda: True,
+        more_items_coming: Callable[[], bool] = lambda: True, forward_timeout_s: float | None = None,
     ) -> None:
         self._run_batch = run_batch
+        self.forward_timeout_s = forward_timeout_s  # the watchdog: a forward running longer ends the worker
+        self.hung = False
         self._is_out_of_memory = out_of_memory
         self.policy = policy
         self.observer: BatchObserver = observer or _NoObserver()
@@ -135,7 +141,7 @@ class TokenBudgetBatcher:
             await asyncio.gather(self._task, return_exceptions=True)
         # the cancelled loop will never deliver a running forward's results: resolve those items too
         self.fail_waiting(NotReadyError("the server is shutting down"), started_too=True)
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=not self.hung)  # a hung forward's thread never returns
 
     def fail_waiting(self, error: ServiceError, *, started_too: bool = False) -> None:
         """Resolve every collected or queued item with ``error``; items already in a forward only if ``started_too``
@@ -149,7 +155,11 @@ class TokenBudgetBatcher:
         """Supervision: a worker that died must not leave futures hanging, and must not look alive (/health)."""
         if task.cancelled():
             return
-        log.critical("the batch worker died; /health answers 503 from now on", exc_info=task.exception())
+        exc = task.exception()
+        if isinstance(exc, ForwardHung):  # already logged; every waiting item is told to go elsewhere (503)
+            self.fail_waiting(NotReadyError(str(exc)))
+            return
+        log.critical("the batch worker died; /health answers 503 from now on", exc_info=exc)
         for p in self._window:
             _resolve_error(p.future, ServiceError("the batch worker stopped; details are in the server log"))
         self.fail_waiting(NotReadyError("the batch worker stopped; the server needs a restart"))
@@ -210,9 +220,13 @@ class TokenBudgetBatcher:
         loop = asyncio.get_running_loop()
         forward_started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self._run_batch, items)
+            results = await self._watched(loop.run_in_executor(self._executor, self._run_batch, items), len(items))
             if len(results) != len(items):
                 raise RuntimeError(f"runner returned {len(results)} results for a batch of {len(items)} items")
+        except ForwardHung as hung:
+            for p in batch:
+                _resolve_error(p.future, NotReadyError(str(hung)))
+            raise  # ends the worker: supervision answers the rest with 503 and /health turns 503
         except Exception as exc:
             if self._is_out_of_memory(exc):
                 await self._after_out_of_memory(batch, started, exc)
@@ -222,6 +236,20 @@ class TokenBudgetBatcher:
                 _resolve_error(p.future, exc)
             return
         self._deliver(batch, results, started, forward_started)
+
+    async def _watched(self, forward: asyncio.Future, size: int) -> list:
+        """``forward``'s results, or ForwardHung past --forward-timeout-s (the thread cannot be interrupted, so the
+        worker stops for good and the orchestrator restarts the pod on /health's 503)."""
+        if self.forward_timeout_s is None:
+            return await forward
+        try:
+            return await asyncio.wait_for(forward, self.forward_timeout_s)
+        except asyncio.TimeoutError:
+            self.hung = True
+            log.critical("a forward of %d items ran past --forward-timeout-s (%g s); the device looks hung, /health "
+                         "answers 503 from now on", size, self.forward_timeout_s)
+            raise ForwardHung(f"the model did not finish a batch within {self.forward_timeout_s:g} s "
+                              "(--forward-timeout-s); the server needs a restart, retry on another replica") from None
 
     async def _after_out_of_memory(self, batch: list[_Pending], started: float, exc: Exception) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, release_cached_memory)

@@ -79,7 +79,7 @@ class RewardEngine:
             runner.forward, max_batch_tokens=settings.max_batch_tokens, max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_wait_ms / 1000.0, observer=MeteredObserver(observer, self.drain_rate),
             policy=runner.batch_policy,
-            more_items_coming=self._more_items_coming,
+            more_items_coming=self._more_items_coming, forward_timeout_s=settings.forward_timeout_s,
         )
         self._requests_in_flight = 0  # announced by the api (body still being read, or being scored)
         self._requests_awaiting_scores = 0  # requests whose items are all with the batcher
