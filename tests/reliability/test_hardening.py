@@ -81,9 +81,10 @@ def test_head_works_on_get_routes():
 
 
 def test_a_forward_past_the_watchdog_fails_its_items_with_503_and_turns_health_503():
-    app, runner = faulty_app(Faults(delay_s=30), forward_timeout_s=0.3)
+    app, runner = faulty_app(Faults(), forward_timeout_s=0.3)
     try:
         with in_process(app) as client:
+            runner.faults.delay_s = 30  # after the warm-up: from now on every forward "hangs"
             started = time.perf_counter()
             r = client.post("/score", json={"items": [item("hangs")]})
             seconds = time.perf_counter() - started
@@ -91,6 +92,7 @@ def test_a_forward_past_the_watchdog_fails_its_items_with_503_and_turns_health_5
             assert "--forward-timeout-s" in r.json()["error"] and seconds < 2.0, seconds
             assert client.get("/health").status_code == 503
             assert client.post("/score", json={"items": [item("later")]}).status_code == 503
+            runner.release.set()  # end the "hung" forward so the app can stop
     finally:
         runner.release.set()
 
