@@ -29,6 +29,8 @@ def test_openrlhf_executor_gets_the_same_rewards_over_http_and_from_the_python_f
         assert b["reward"] == pytest.approx(direct["rewards"][i], abs=1e-5) == b["score"]
         assert set(a["extra_logs"]) == set(b["extra_logs"]) == set(EXTRA_LOG_KEYS)
         assert a["extra_logs"]["r3hf_prompt_not_prefix"] == 0.0
+    # the flag docs/adapters.md gives for 0.11, and the old one 0.11 rejects
+    assert report["parser"] == {"--reward.remote_url": True, "--remote_rm_url": False}
 
 
 @pytest.fixture(scope="module")

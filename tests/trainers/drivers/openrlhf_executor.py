@@ -8,9 +8,14 @@ Usage: python openrlhf_executor.py ; prints one JSON object on the last line.
 
 from __future__ import annotations
 
+import argparse
+import ast
 import asyncio
+import contextlib
+import io
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -67,6 +72,33 @@ async def run(endpoint: str, tokenizer: PreTrainedTokenizerFast) -> list[dict]:
     return report
 
 
+def ppo_ray_parser() -> argparse.ArgumentParser:
+    """The argument parser that ``python -m openrlhf.cli.train_ppo_ray`` builds: the statements of its ``__main__``
+    block before the first ``parse_args()``, run on their own (importing the module needs vLLM and DeepSpeed)."""
+    import openrlhf
+
+    path = Path(openrlhf.__file__).parent / "cli" / "train_ppo_ray.py"
+    main_block = next(node for node in ast.parse(path.read_text()).body
+                      if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test))
+    statements = []
+    for statement in main_block.body:
+        if "parse_args" in ast.unparse(statement):
+            break
+        statements.append(statement)
+    namespace: dict = {"argparse": argparse, "os": os, "datetime": datetime}  # the stdlib names it uses
+    exec(compile(ast.Module(body=statements, type_ignores=[]), str(path), "exec"), namespace)
+    return namespace["parser"]
+
+
+def accepts(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            parser.parse_args(argv)
+    except SystemExit:
+        return False
+    return True
+
+
 def main() -> None:
     tokenizer = PreTrainedTokenizerFast.from_pretrained(DEMO_MODEL)
     url = os.environ["R3HF_CLIENT_URL"]
@@ -74,6 +106,9 @@ def main() -> None:
         "http": asyncio.run(run(f"{url}/get_reward", tokenizer)),
         "python_file": asyncio.run(run(str(ADAPTER_FILE), tokenizer)),
     }
+    parser = ppo_ray_parser()
+    report["parser"] = {flag: accepts(parser, [flag, f"{url}/get_reward"])
+                        for flag in ("--reward.remote_url", "--remote_rm_url")}
     print(json.dumps(report))
 
 
