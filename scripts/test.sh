@@ -8,4 +8,7 @@ bash scripts/setup_browser.sh       # chromium + chromium-driver for the playgro
 # .venv-trainers: TRL, OpenRLHF, verl, AReaL releases for tests/trainers. Without it those tests skip, naming why;
 # in CI (CI=true) they fail instead, so a failed build stops here.
 bash scripts/setup_trainers.sh || { [ "${CI:-}" != true ] || exit 1; echo "warning: .venv-trainers not built; tests/trainers will skip" >&2; }
+# The fast lane (pytest -m "not slow": unit and fake-runner tests) with torch and transformers unimportable, which
+# shows that they need neither; then every test.
+R3HF_BLOCK_TORCH=1 .venv/bin/python -m pytest -m "not slow" -q tests/unit tests/reliability
 R3HF_REQUIRE_BROWSER=1 .venv/bin/python -m pytest "$@"

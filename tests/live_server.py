@@ -25,7 +25,7 @@ def live_server(app, timeout_s: float = 60.0) -> Iterator[str]:  # type: ignore[
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base_url = f"http://127.0.0.1:{port}"
-    wait_ready(base_url, timeout_s)
+    wait_ready(base_url, timeout_s, thread)
     try:
         yield base_url
     finally:
@@ -33,9 +33,11 @@ def live_server(app, timeout_s: float = 60.0) -> Iterator[str]:  # type: ignore[
         thread.join(timeout=30)
 
 
-def wait_ready(base_url: str, timeout_s: float) -> None:
+def wait_ready(base_url: str, timeout_s: float, thread: threading.Thread | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if thread is not None and not thread.is_alive():
+            raise RuntimeError(f"the server thread for {base_url} ended before it was ready (see the log above)")
         try:
             if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
                 return

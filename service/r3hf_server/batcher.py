@@ -73,6 +73,7 @@ class _Pending:
     future: asyncio.Future = field(repr=False)
     enqueued_at: float = field(default_factory=time.perf_counter)
     started: bool = False
+    request: object = None  # which request the item belongs to: batches take turns between requests
 
 
 def cut_batches(
@@ -97,6 +98,32 @@ def cut_batches(
     if current:
         batches.append(current)
     return batches
+
+
+def next_fair_batch(
+    pending: list[_Pending], max_batch_tokens: int, max_batch_size: int, policy: BatchPolicy = BatchPolicy()
+) -> list[_Pending]:
+    """The next batch: requests take turns, one item per turn in arrival order, each request's items in batching
+    order (by length, shared-prompt groups together), until the budget is full. While several requests wait, none
+    gets more turns than another, so a 1,024-item request cannot hold a single item back for more than a batch.
+    An item over the budget runs alone rather than being dropped."""
+    queues: dict[object, list[_Pending]] = {}
+    for p in pending:
+        queues.setdefault(p.request if p.request is not None else id(p), []).append(p)
+    turns = [[group[i] for i in reversed(batching_order([p.item for p in group], policy))] for group in queues.values()]
+    batch: list[_Pending] = []
+    meter = policy.meter()
+    while turns:
+        for queue in list(turns):
+            candidate = queue[-1]
+            if batch and (meter.cost_with(candidate.item) > max_batch_tokens or meter.count >= max_batch_size):
+                turns.remove(queue)  # its next item does not fit: the others may still have smaller ones
+                continue
+            batch.append(queue.pop())
+            meter.add(candidate.item)
+            if not queue:
+                turns.remove(queue)
+    return batch
 
 
 class TokenBudgetBatcher:
@@ -141,7 +168,9 @@ class TokenBudgetBatcher:
             await asyncio.gather(self._task, return_exceptions=True)
         # the cancelled loop will never deliver a running forward's results: resolve those items too
         self.fail_waiting(NotReadyError("the server is shutting down"), started_too=True)
-        self._executor.shutdown(wait=not self.hung)  # a hung forward's thread never returns
+        # a running forward is waited for off the event loop (other requests still get their 503 meanwhile);
+        # a hung forward's thread never returns
+        await asyncio.to_thread(self._executor.shutdown, wait=not self.hung)
 
     def fail_waiting(self, error: ServiceError, *, started_too: bool = False) -> None:
         """Resolve every collected or queued item with ``error``; items already in a forward only if ``started_too``
@@ -164,27 +193,31 @@ class TokenBudgetBatcher:
             _resolve_error(p.future, ServiceError("the batch worker stopped; details are in the server log"))
         self.fail_waiting(NotReadyError("the batch worker stopped; the server needs a restart"))
 
-    def submit(self, item: EncodedItem) -> asyncio.Future:
+    def submit(self, item: EncodedItem, request: object = None) -> asyncio.Future:
         if not self.alive:
             raise NotReadyError("the batch worker is not running")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(item, future))
+        self._queue.put_nowait(_Pending(item, future, request=request))
         return future
 
     async def _loop(self) -> None:
+        """One batch at a time, cut afresh from everything waiting: an item that arrives while a large request is
+        being served joins the very next batch instead of waiting for the whole of that request."""
         while True:
-            self._window = await self._collect()
-            for batch in cut_batches(self._window, self.max_batch_tokens, self.max_batch_size, self.policy):
-                live = [p for p in batch if not p.future.done()]  # skip items whose request was cancelled
-                for _ in range(len(batch) - len(live)):
-                    self.observer.item_skipped()
-                if live:
-                    await self._run(live)
-            self._window = []
+            window = await self._collect(self._window)
+            self._window = [p for p in window if not p.future.done()]  # skip items whose request was cancelled
+            for _ in range(len(window) - len(self._window)):
+                self.observer.item_skipped()
+            if self._window:
+                await self._run(next_fair_batch(self._window, self.max_batch_tokens, self.max_batch_size, self.policy))
+                self._window = [p for p in self._window if not p.started]
 
-    async def _collect(self) -> list[_Pending]:
+    async def _collect(self, carried: list[_Pending]) -> list[_Pending]:
         """Wait for one item, then up to max_wait for more, until a full budget's worth (at the runner's cost) is
-        queued; everything already waiting joins too, so sorting sees a whole window."""
+        queued; everything already waiting joins too, so sorting sees a whole window. Items carried over from the
+        last window need no waiting: the new arrivals join them at once."""
+        if carried:
+            return carried + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
         pending = [await self._queue.get()]
         meter = self.policy.meter()
         meter.add(pending[0].item)

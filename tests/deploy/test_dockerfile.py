@@ -91,6 +91,7 @@ def healthcheck_command() -> list[str]:
     return json.loads(healthcheck.split("CMD", 1)[1])
 
 
+@pytest.mark.slow  # starts a server
 def test_healthcheck_command_passes_on_a_live_server_and_fails_without_one():
     command = healthcheck_command()
     assert command[0] == "python3" and "/health" in command[-1]

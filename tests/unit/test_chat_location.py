@@ -7,9 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import tiny_models
-from r3hf_server.runner.base import ChatInput
-from r3hf_server.runner.encoding import TokenizerEncoder
+pytest.importorskip("transformers")  # a real fast tokenizer (R3HF_BLOCK_TORCH=1 runs skip this module)
+
+import tiny_models  # noqa: E402
+from r3hf_server.runner.base import ChatInput  # noqa: E402
+from r3hf_server.runner.encoding import TokenizerEncoder  # noqa: E402
 
 OLD_FIXED_MARKER = "R3HFRESPONSEMARKERq7Zx"  # the constant the server used before: now just text
 TRICKY = [OLD_FIXED_MARKER, "R3HFRESPONSE", "<|assistant|>\n", "<|user|>\n", "</s>", "<s>", "\n", "  ", "{{ x }}"]

@@ -112,7 +112,7 @@ def test_mapped_fraction_reports_response_bytes_the_rm_did_not_cover():
 
 
 def test_hf_fast_tokenizers_special_tokens_take_no_bytes_unless_the_text_has_them():
-    from transformers import PreTrainedTokenizerFast
+    PreTrainedTokenizerFast = pytest.importorskip("transformers").PreTrainedTokenizerFast
 
     hf = PreTrainedTokenizerFast(tokenizer_object=TOKENIZERS["metaspace"], unk_token="<unk>", bos_token="<s>",
                                  eos_token="</s>")

@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from r3hf_client.adapters.trl_dense import dense_rows, group_advantages, returns_to_go, scoring_item
-from r3hf_client.projection import PolicyTokenRewards
+torch = pytest.importorskip("torch")  # the estimator works on tensors (R3HF_BLOCK_TORCH=1 runs skip this module)
+
+from r3hf_client.adapters.trl_dense import dense_rows, group_advantages, returns_to_go, scoring_item  # noqa: E402
+from r3hf_client.projection import PolicyTokenRewards  # noqa: E402
 
 
 def projected(rewards: list[float], aligned: bool = True) -> PolicyTokenRewards:
