@@ -9,6 +9,7 @@ batcher reads (whether more items are on their way).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from .admission import Admission
 from .batcher import BatchObserver, BatchStats, ScoredItem, TokenBudgetBatcher
 from .drain_rate import DrainRate, MeteredObserver
 from .errors import InvalidInputError, NonFiniteOutputError, RequestTimeoutError, ServiceError
-from .limits import check_request, default_max_item_chars
+from .limits import check_request, default_max_item_chars, item_size
 from .redistribution import ItemScores, RedistributionOptions, all_finite, sequence_scores, token_rewards
 from .runner.base import (
     ChatInput, EncodedItem, ForwardResult, IdsInput, ItemInput, ModelInfo, Runner, TextInput, TruncationMode,
@@ -188,14 +189,14 @@ class RewardEngine:
         self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool, timings: RequestTimings,
         with_attention: bool,
     ) -> list[tuple[EncodedItem, ForwardResult]]:
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        encoded = await loop.run_in_executor(self._tokenize_pool, self._encode_all, inputs, truncation, with_tokens)
+        encoded = await self._encode_in_slices(inputs, truncation, with_tokens)
         timings.tokenize_seconds = time.perf_counter() - started
         if with_attention:
             encoded = [replace(item, needs_attention=True) for item in encoded]
         to_run = [item for item in encoded if len(item) > 0]  # an empty prompt and response reads no token
-        futures = [self._batcher.submit(item) for item in to_run]
+        request = object()  # the batcher takes turns between requests
+        futures = [self._batcher.submit(item, request) for item in to_run]
         self._requests_awaiting_scores += 1
         try:
             done: list[ScoredItem] = await asyncio.gather(*futures)
@@ -214,13 +215,52 @@ class RewardEngine:
                 raise NonFiniteOutputError(f"item {index}: the model produced a non-finite score (NaN or inf)")
         return scored
 
-    def _encode_all(
+    async def _encode_in_slices(
         self, inputs: Sequence[ItemInput], truncation: TruncationMode, with_tokens: bool
     ) -> list[EncodedItem]:
+        """Tokenize a slice of items at a time: a request that is cancelled (client gone, deadline passed) stops
+        within one item, and other requests' slices get the tokenizer threads in turn instead of queueing behind a
+        60 MiB request."""
+        loop = asyncio.get_running_loop()
+        cancelled = threading.Event()
+        encoded: list[EncodedItem] = []
+        try:
+            for start, stop in _slices(inputs):
+                encoded += await loop.run_in_executor(
+                    self._tokenize_pool, self._encode_slice, inputs, start, stop, truncation, with_tokens, cancelled
+                )
+        except BaseException:
+            cancelled.set()  # a slice already running in a thread stops at its next item
+            raise
+        return encoded
+
+    def _encode_slice(
+        self, inputs: Sequence[ItemInput], start: int, stop: int, truncation: TruncationMode, with_tokens: bool,
+        cancelled: threading.Event,
+    ) -> list[EncodedItem]:
         encoded = []
-        for index, item in enumerate(inputs):
+        for index in range(start, stop):
+            if cancelled.is_set():
+                return []
             try:
-                encoded.append(self.runner.encode(item, truncation, with_tokens))
+                encoded.append(self.runner.encode(inputs[index], truncation, with_tokens))
             except InvalidInputError as exc:
                 raise InvalidInputError(f"item {index}: {exc.message}") from exc
         return encoded
+
+
+# About 10-50 ms of tokenizing: how long another request may wait for a tokenizer thread behind a large one.
+_SLICE_CHARS = 1 << 16
+
+
+def _slices(inputs: Sequence[ItemInput]) -> list[tuple[int, int]]:
+    """[start, stop) runs of consecutive items of about _SLICE_CHARS characters (at least one item each)."""
+    slices, start, chars = [], 0, 0
+    for index, item in enumerate(inputs):
+        chars += item_size(item)
+        if chars >= _SLICE_CHARS:
+            slices.append((start, index + 1))
+            start, chars = index + 1, 0
+    if start < len(inputs):
+        slices.append((start, len(inputs)))
+    return slices

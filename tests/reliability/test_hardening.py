@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -119,3 +120,35 @@ def test_a_keys_file_with_only_comments_refuses_to_start_in_one_line_before_the_
 
 def test_a_request_cap_over_the_queue_is_clamped():
     assert Settings(max_queue_items=64).max_items_per_request == 64
+
+
+def _timed_post(client, body: dict) -> tuple[int, float]:
+    started = time.perf_counter()
+    status = client.post("/score", json=body).status_code
+    return status, time.perf_counter() - started
+
+
+def test_tokenizing_stops_for_requests_that_timed_out_and_a_single_item_is_not_kept_waiting():
+    # Two requests whose tokenizing (fake tokenizer, pure Python) would take seconds each, cut at 0.5 s.
+    app, _ = faulty_app(max_items_per_request=4096, request_timeout_s=0.5, max_body_bytes=64 * MIB)
+    big = {"items": [item("x", prompt="p" * 1500) for _ in range(4096)], "truncation": "left"}
+    with in_process(app) as client, ThreadPoolExecutor(2) as pool:
+        statuses = [s for s, _ in pool.map(lambda _: _timed_post(client, big), range(2))]
+        status, seconds = _timed_post(client, {"items": [item("next")]})
+    print(f"single item after two timed-out 6 MB requests: {seconds:.3f} s")
+    assert statuses == [504, 504] and status == 200
+    assert seconds < 1.0  # before: it queued behind both requests' tokenizing (tens of seconds)
+
+
+def test_a_single_item_rides_the_next_batch_while_a_large_request_is_served():
+    app, runner = faulty_app(max_items_per_request=512, max_batch_size=8, max_wait_ms=0)
+    with in_process(app) as client, ThreadPoolExecutor(1) as pool:
+        runner.faults.delay_s = 0.05  # every batch takes 50 ms: 512 items = 64 batches = 3.2 s
+        idle = min(_timed_post(client, {"items": [item("idle")]})[1] for _ in range(3))
+        large = pool.submit(_timed_post, client, {"items": [item(f"big {k}") for k in range(512)]})
+        time.sleep(0.5)
+        status, beside = _timed_post(client, {"items": [item("small")]})
+        large_status, large_seconds = large.result()
+    print(f"single item: idle {idle:.3f} s, beside 512 items {beside:.3f} s (the large request took {large_seconds:.1f} s)")
+    assert status == 200 and large_status == 200
+    assert beside <= 3 * idle + 0.05 + 0.25  # 3x idle + one batch, with slack for 2 busy cores; before: ~2.7 s
