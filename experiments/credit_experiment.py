@@ -56,6 +56,8 @@ def parse_args(argv=None):
                    help="directory for credit.json, credit.png, credit.md")
     p.add_argument("--update-doc", type=Path, default=None,
                    help="also rewrite the generated block of this markdown file (docs/experiments.md)")
+    p.add_argument("--doc-block", default="credit-results",
+                   help="name of the generated block in --update-doc: <!-- NAME:start --> ... <!-- NAME:end -->")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild the PNG and tables from --out/credit.json without training")
     p.add_argument("--server-python", type=Path, default=SERVER_PYTHON, help="python of the server venv")
@@ -93,7 +95,7 @@ def write_outputs(results: dict, args) -> None:
     block = f"{table(results)}\n\nReproduce: `{results['command']}`\n\n{samples_markdown(results)}"
     md_path.write_text(block + "\n")
     if args.update_doc:
-        update_doc(args.update_doc, block)
+        update_doc(args.update_doc, block, args.doc_block)
     print(table(results))
     print(f"\nwrote {json_path}, {png_path}, {md_path}")
 

@@ -10,7 +10,6 @@ from typing import Any
 from credit_arms import ARMS
 from credit_stats import FINAL_WINDOW, GATE_STEPS_RATIO, SMOOTH_WINDOW, band
 
-TABLE_START, TABLE_END = "<!-- credit-results:start -->", "<!-- credit-results:end -->"
 
 
 def finite_or_none(value: Any) -> Any:
@@ -126,11 +125,13 @@ def samples_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_doc(doc: Path, block: str) -> None:
-    """Replace the generated block between the markers in ``doc`` (the prose around it is written by hand)."""
+def update_doc(doc: Path, block: str, name: str = "credit-results") -> None:
+    """Replace the generated block between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``doc`` (the prose
+    around it is written by hand)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = doc.read_text()
-    if TABLE_START not in text or TABLE_END not in text:
-        raise ValueError(f"{doc} has no {TABLE_START} … {TABLE_END} block to update")
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    doc.write_text(f"{head}{TABLE_START}\n{block}\n{TABLE_END}{tail}")
+    if start not in text or end not in text:
+        raise ValueError(f"{doc} has no {start} … {end} block to update")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{start}\n{block}\n{end}{tail}")
