@@ -1,4 +1,4 @@
-"""The HTTP contract over the fake runner: shapes, options, and a 4xx with an error body for every bad input."""
+"""The HTTP contract over the fake runner: shapes, options, and the exact status and error body of every bad input."""
 
 import pytest
 
@@ -43,36 +43,49 @@ def test_request_id_is_echoed_and_one_is_made_when_absent(fake_client):
     assert len(fake_client.get("/health").headers["x-request-id"]) == 32
 
 
+INVALID, TOO_LARGE, MALFORMED = (422, "invalid_request"), (413, "too_large"), (400, "malformed_request")
+ONE = {"prompt": "a", "response": "b"}
+# Every bad input, with the one status code and error_type it must get (a 413 <-> 422 swap fails here).
 BAD_BODIES = {
-    "no items": {"items": []},
-    "missing items": {},
-    "unknown top-level field": {"items": [{"prompt": "a", "response": "b"}], "betta": 0.5},
-    "unknown item field": {"items": [{"prompt": "a", "response": "b", "extra": 1}]},
-    "unknown option value": {"items": [{"prompt": "a", "response": "b"}], "redistribution": "dense"},
-    "beta out of range": {"items": [{"prompt": "a", "response": "b"}], "beta": 1.5},
-    "wrong type": {"items": [{"prompt": 1, "response": "b"}]},
-    "ids as strings": {"items": [{"prompt_ids": ["1"], "response_ids": [2]}]},
-    "negative id": {"items": [{"prompt_ids": [-1], "response_ids": [2]}]},
-    "two forms": {"items": [{"prompt": "a", "response": "b", "prompt_ids": [1], "response_ids": [2]}]},
-    "half a form": {"items": [{"prompt": "a"}]},
-    "no form": {"items": [{}]},
-    "item not an object": {"items": ["text"]},
-    "messages empty": {"items": [{"messages": []}]},
-    "not ending with assistant": {"items": [{"messages": [{"role": "user", "content": "hi"}]}]},
-    "over length": {"items": [{"prompt": "x" * 100, "response": "y"}]},
-    "response alone over length": {"items": [{"prompt": "", "response": "y" * 100}], "truncation": "left"},
-    "id out of vocabulary": {"items": [{"prompt_ids": [1], "response_ids": [10**6]}]},
-    "too many items": {"items": [{"prompt": "a", "response": "b"}] * 65},
+    "no items": ({"items": []}, INVALID),
+    "missing items": ({}, INVALID),
+    "unknown top-level field": ({"items": [ONE], "betta": 0.5}, INVALID),
+    "unknown item field": ({"items": [{**ONE, "extra": 1}]}, INVALID),
+    "unknown option value": ({"items": [ONE], "redistribution": "dense"}, INVALID),
+    "beta out of range": ({"items": [ONE], "beta": 1.5}, INVALID),
+    "wrong type": ({"items": [{"prompt": 1, "response": "b"}]}, INVALID),
+    "ids as strings": ({"items": [{"prompt_ids": ["1"], "response_ids": [2]}]}, INVALID),
+    "negative id": ({"items": [{"prompt_ids": [-1], "response_ids": [2]}]}, INVALID),
+    "two forms": ({"items": [{**ONE, "prompt_ids": [1], "response_ids": [2]}]}, INVALID),
+    "half a form": ({"items": [{"prompt": "a"}]}, INVALID),
+    "no form": ({"items": [{}]}, INVALID),
+    "item not an object": ({"items": ["text"]}, INVALID),
+    "messages empty": ({"items": [{"messages": []}]}, INVALID),
+    "not ending with assistant": ({"items": [{"messages": [{"role": "user", "content": "hi"}]}]}, INVALID),
+    "over length": ({"items": [{"prompt": "x" * 100, "response": "y"}]}, INVALID),
+    "response alone over length": ({"items": [{"prompt": "", "response": "y" * 100}], "truncation": "left"}, INVALID),
+    "id out of vocabulary": ({"items": [{"prompt_ids": [1], "response_ids": [10**6]}]}, INVALID),
+    "too many items": ({"items": [ONE] * 65}, TOO_LARGE),
+    "body not an object": ([ONE], MALFORMED),
 }
+RAW_BAD_BODIES = {"malformed json": b"{not json", "empty body": b"", "a bare string": b'"items"'}
 
 
 @pytest.mark.parametrize("path", ["/token_rewards", "/score"])
 @pytest.mark.parametrize("case", sorted(BAD_BODIES))
-def test_bad_input_gets_a_4xx_with_an_error_body(fake_client, path, case):
-    r = post(fake_client, path, BAD_BODIES[case])  # /score has no redistribution options: unknown there too
-    assert 400 <= r.status_code < 500, (case, r.status_code, r.text)
-    payload = r.json()
-    assert set(payload) == {"error", "error_type"} and payload["error"], payload
+def test_bad_input_gets_its_status_and_error_type(fake_client, path, case):
+    body, (status, error_type) = BAD_BODIES[case]
+    r = post(fake_client, path, body)  # /score has no redistribution options: unknown there too
+    assert (r.status_code, r.json().get("error_type")) == (status, error_type), (case, r.text)
+    assert set(r.json()) == {"error", "error_type"} and r.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/token_rewards", "/score"])
+@pytest.mark.parametrize("case", sorted(RAW_BAD_BODIES))
+def test_a_body_that_is_not_a_json_object_is_a_400(fake_client, path, case):
+    r = fake_client.post(path, content=RAW_BAD_BODIES[case], headers={"content-type": "application/json"})
+    assert (r.status_code, r.json()["error_type"]) == MALFORMED, (case, r.text)
+    assert set(r.json()) == {"error", "error_type"} and r.json()["error"]
 
 
 def test_malformed_json_is_a_400(fake_client):
@@ -129,7 +142,7 @@ def test_openapi_documents_every_field():
             assert field.description, f"{model.__name__}.{name} has no description"
 
 
-def test_timing_headers_and_batch_metrics_move_with_traffic(fake_client):
+def test_batch_metrics_move_with_traffic(fake_client):
     def sample(name):
         for line in fake_client.get("/metrics").text.splitlines():
             if line.startswith(name + " "):
@@ -139,12 +152,48 @@ def test_timing_headers_and_batch_metrics_move_with_traffic(fake_client):
     before = {m: sample(m) for m in ("r3hf_batch_size_count", "r3hf_queue_duration_seconds_count",
                                      "r3hf_inference_duration_seconds_count", "r3hf_tokenize_duration_seconds_count",
                                      "r3hf_batch_tokens_sum")}
-    r = fake_client.post("/token_rewards", json={"items": [{"prompt": "ab", "response": "cd"}] * 3})
-    for header in ("x-total-time", "x-queue-time", "x-tokenization-time", "x-inference-time"):
-        assert float(r.headers[header]) >= 0.0
+    fake_client.post("/token_rewards", json={"items": [{"prompt": "ab", "response": "cd"}] * 3})
     after = {m: sample(m) for m in before}
     assert after["r3hf_queue_duration_seconds_count"] - before["r3hf_queue_duration_seconds_count"] == 3
     assert after["r3hf_batch_tokens_sum"] - before["r3hf_batch_tokens_sum"] == 15
     assert after["r3hf_tokenize_duration_seconds_count"] > before["r3hf_tokenize_duration_seconds_count"]
     assert after["r3hf_batch_size_count"] > before["r3hf_batch_size_count"]
     assert after["r3hf_inference_duration_seconds_count"] > before["r3hf_inference_duration_seconds_count"]
+
+
+def test_timing_headers_say_where_the_time_went():
+    """A forward that takes 0.3 s: the request that ran it reports >= 0.3 s of inference; a request queued behind it
+    (one item per batch) reports >= 0.2 s of queue wait; each part fits within the total."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from fault_runner import Faults, FaultyRunner
+    from r3hf_server.api.app import create_app
+    from r3hf_server.runner.fake import FakeRunner
+    from r3hf_server.settings import Settings
+
+    runner = FaultyRunner(FakeRunner(max_length=64), Faults())
+    app = create_app(Settings(runner="fake", max_batch_size=1, max_batch_tokens=64, max_wait_ms=0), runner)
+    with TestClient(app) as client:
+        runner.faults.delay_s = 0.3  # after the warm-up
+        warm_up_forwards = len(runner.faults.calls)
+
+        def send(text: str) -> dict[str, float]:
+            r = client.post("/score", json={"items": [{"prompt": "ab", "response": text}]})
+            assert r.status_code == 200, r.text
+            names = ("x-total-time", "x-queue-time", "x-tokenization-time", "x-inference-time")
+            return {name: float(r.headers[name]) / 1000 for name in names}
+
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(send, "cd")
+            while len(runner.faults.calls) == warm_up_forwards:  # until the first request's forward has started
+                time.sleep(0.005)
+            second = pool.submit(send, "ef")
+            timings = [first.result(), second.result()]
+    for t in timings:
+        assert t["x-inference-time"] >= 0.3 and t["x-tokenization-time"] >= 0
+        assert t["x-queue-time"] + t["x-inference-time"] + t["x-tokenization-time"] <= t["x-total-time"] + 1e-3
+    assert timings[1]["x-queue-time"] >= 0.2 > timings[0]["x-queue-time"]
+

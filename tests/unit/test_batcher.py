@@ -118,7 +118,11 @@ def test_cancelled_items_are_skipped_before_the_forward():
 
 
 def test_queue_depth_counts_collected_items_until_they_start_and_stop_resolves_them():
+    """While one forward is held, stop() must answer all four items (the running one and the three waiting) with
+    not_ready before that forward ends: nothing else would ever resolve them."""
     import threading
+
+    from r3hf_server.errors import NotReadyError
 
     gate = threading.Event()
 
@@ -132,13 +136,15 @@ def test_queue_depth_counts_collected_items_until_they_start_and_stop_resolves_t
         futures = [batcher.submit(item(3)) for _ in range(4)]
         await asyncio.sleep(0.2)  # the first runs (held); the other three wait in the window
         depth = batcher.queue_depth
+        stopping = asyncio.ensure_future(batcher.stop())
+        await asyncio.sleep(0.2)  # the forward is still held: only stop() can have answered the items
+        answered = [f.done() and isinstance(f.exception(), NotReadyError) for f in futures]
         gate.set()
-        await asyncio.sleep(0.2)
-        await batcher.stop()
-        return depth, [f.done() for f in futures]
+        await stopping
+        return depth, answered
 
-    depth, done = run(body())
-    assert depth == 3 and all(done)
+    depth, answered = run(body())
+    assert depth == 3 and answered == [True] * 4
 
 
 def test_a_lone_item_does_not_wait_for_company_when_nothing_else_is_coming():
