@@ -76,8 +76,19 @@ def fmt_ci(pair: list | tuple | None, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
+def fmt_seconds(arm: dict) -> str:
+    """Mean and range: run times on a shared machine are not normal, a t interval would mislead."""
+    low, high = arm.get("seconds_range") or (None, None)
+    mean = arm["seconds_per_run"][0]
+    return f"{mean:.0f}" if low is None else f"{mean:.0f} ({low:.0f}–{high:.0f})"
+
+
+def fmt_step(step: float | None) -> str:
+    return "–" if step is None or not math.isfinite(step) else f"{step:g}"
+
+
 def fmt_steps(steps: list) -> str:
-    return ", ".join("–" if s is None or not math.isfinite(s) else str(int(s)) for s in steps)
+    return ", ".join(fmt_step(s) for s in steps)
 
 
 def table(results: dict) -> str:
@@ -85,8 +96,9 @@ def table(results: dict) -> str:
     n_steps = results["config"]["run"]["steps"]
     lines = [
         f"| arm | seeds | reward, first {FINAL_WINDOW} steps | reward, last {FINAL_WINDOW} steps (95% CI) | "
-        f"steps to target, per seed | median | reached | KL, last {FINAL_WINDOW} steps | s / run | gate |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "mean reward over all steps (95% CI) | steps to target, per seed | median | reached | "
+        f"KL, last {FINAL_WINDOW} steps | length, last {FINAL_WINDOW} steps | s / run | gate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm_name, arm in summary["arms"].items():
         gate = summary["gate"].get(arm_name)
@@ -94,10 +106,12 @@ def table(results: dict) -> str:
         median = arm["median_steps_to_target"]
         lines.append(
             f"| {ARMS[arm_name].label} | {len(arm['seeds'])} | {fmt_ci(arm['start_reward'])} | "
-            f"{fmt_ci(arm['final_reward'])} | {fmt_steps(arm['steps_to_target'])} | "
-            f"{'–' if median is None or not math.isfinite(median) else f'{median:g}'} | "
-            f"{arm['reached_target']}/{len(arm['seeds'])} | {fmt_ci(arm['final_kl'], 3)} | "
-            f"{fmt_ci(arm['seconds_per_run'], 0)} | {verdict} |"
+            f"{fmt_ci(arm['final_reward'])} | {fmt_ci(arm.get('area_under_curve'))} | "
+            f"{fmt_steps(arm['steps_to_target'])} | "
+            f"{fmt_step(median)} | {fmt_step(arm.get('mean_curve_steps_to_target'))} | "
+            f"{arm['reached_target']}/{len(arm['seeds'])} | {fmt_ci(arm['final_kl'])} | "
+            f"{fmt_ci(arm.get('final_length'), 1)} | "
+            f"{fmt_seconds(arm)} | {verdict} |"
         )
     lines += [
         "",

@@ -73,17 +73,23 @@ def summarise(runs_by_arm: dict[str, list[dict]], reference_arm: str = "sparse")
         finals = [final_value(r["curves"]["reward"]) for r in runs]
         starts = [float(np.mean(r["curves"]["reward"][:FINAL_WINDOW])) for r in runs]
         kls = [final_value(r["curves"]["kl"]) for r in runs if r["curves"].get("kl")]
+        lengths = [final_value(r["curves"]["completion_length"]) for r in runs if r["curves"].get("completion_length")]
         steps = [steps_to_target(r["curves"]["reward"], target) for r in runs]
         arms[arm] = {
             "seeds": [r["seed"] for r in runs],
             "start_reward": mean_ci(starts),
             "final_reward": mean_ci(finals),
+            "area_under_curve": mean_ci([float(np.mean(r["curves"]["reward"])) for r in runs]),
             "final_kl": mean_ci(kls),
+            "final_length": mean_ci(lengths),
             "steps_to_target": steps,
             "median_steps_to_target": float(np.median(steps)) if steps else float("nan"),
+            # The same read on the seed-averaged curve: one number, less at the mercy of one slow seed.
+            "mean_curve_steps_to_target": steps_to_target(band([r["curves"]["reward"] for r in runs])["mean"], target),
             "reached_target": sum(math.isfinite(s) for s in steps),
             "seconds_total": float(sum(r["seconds"] for r in runs)),
             "seconds_per_run": mean_ci([r["seconds"] for r in runs]),
+            "seconds_range": (min(r["seconds"] for r in runs), max(r["seconds"] for r in runs)),
         }
     return {"target": target, "reference_arm": reference_arm, "arms": arms,
             "gate": {arm: gate(arms[arm], arms[reference_arm]) for arm in arms if arm != reference_arm}}
