@@ -13,7 +13,7 @@ import torch
 import tiny_models
 from r3hf_server.errors import ModelRefusedError
 from r3hf_server.redistribution import RedistributionOptions, token_rewards
-from r3hf_server.runner.base import EncodedItem
+from r3hf_server.runner.base import EncodedItem, TextInput
 from r3hf_server.runner.hf import build_hf_runner
 from r3hf_server.settings import ModelLoadSettings
 
@@ -24,6 +24,9 @@ RESPONSES = [[50 + (11 * i + j) % 300 for i in range(4 + 6 * j)] for j in range(
 ITEMS = [EncodedItem(tuple(PROMPT + r), len(PROMPT), len(PROMPT) + len(r)) for r in RESPONSES] + [
     EncodedItem(tuple(r + PROMPT[:9]), 3, len(r)) for r in RESPONSES[:2]
 ]
+
+
+TEXTS = [("User: how was the day?\nAssistant:", " What a wonderful, delightful day!"), ("def add(a, b):", " return a + b")]
 
 
 def cpu_runs_fp16() -> bool:
@@ -72,3 +75,31 @@ def test_a_bidirectional_decoder_is_refused_in_every_dtype(tmp_path, tiny_root, 
     path = tiny_models.build_bidirectional_decoder(tmp_path / "bidirectional", tiny_root / "tokenizer")
     with pytest.raises(ModelRefusedError, match="not causal"):
         build_hf_runner(ModelLoadSettings(model=str(path), dtype=dtype))
+
+
+@pytest.fixture(scope="module")
+def other_kinds(tiny_root, tmp_path_factory):
+    """The suite's encoder RMs (prefix expansion) and its custom-code RM (v_head on Llama), built once."""
+    root = tmp_path_factory.mktemp("low-precision-kinds")
+    tiny_models.build_encoder_tokenizer(root / "tokenizer")
+    paths = {arch: tiny_models.build_encoder(arch, root / arch, root / "tokenizer") for arch in tiny_models.ENCODERS}
+    paths["custom"] = tiny_models.build_custom_code_rm(root / "custom", tiny_root / "tokenizer")
+    return paths
+
+
+@pytest.mark.parametrize("kind", sorted(tiny_models.ENCODERS) + ["custom"])
+def test_encoder_and_custom_code_rms_match_fp32_in_low_precision(other_kinds, kind):
+    settings = {"model": str(other_kinds[kind]), "trust_remote_code": kind == "custom"}
+    reference_runner = build_hf_runner(ModelLoadSettings(**settings))
+    items = [reference_runner.encode(TextInput(p, r), "error", False) for p, r in TEXTS]
+    reference = [r.prefix_scores for r in reference_runner.forward(items)]
+    for dtype in LOW_PRECISION:
+        runner = build_hf_runner(ModelLoadSettings(**settings, dtype=dtype))
+        assert runner.info.prefix_scores == reference_runner.info.prefix_scores
+        for item, ours, ref in zip(items, [r.prefix_scores for r in runner.forward(items)], reference):
+            read = range(item.response_start - 1, item.response_end)  # what the rewards read, and the last score
+            bound = 0.1 * (1 + sum(abs(ref[t]) for t in read) / len(read))
+            assert max(abs(ours[t] - ref[t]) for t in [*read, -1]) <= bound, (kind, dtype)
+            result = token_rewards(ours, item.response_start, item.response_end, RedistributionOptions())
+            gap = math.fsum(result.token_rewards) - math.fsum([result.score, -result.prompt_score])
+            assert abs(gap) <= 1e-9

@@ -69,15 +69,18 @@ def _attention_with_final_row(module, query, key, value, attention_mask, **kwarg
 ALL_ATTENTION_FUNCTIONS.register(_WRAPPER_NAME, _attention_with_final_row)
 
 
-def last_attention_module(backbone: torch.nn.Module) -> torch.nn.Module:
-    """The self-attention module of the last decoder layer: the attention module with the highest ``layer_idx``."""
+def last_attention_module(backbone: torch.nn.Module) -> torch.nn.Module | None:
+    """The self-attention module of the last decoder layer: the attention module with the highest ``layer_idx``.
+
+    None for an architecture whose attention does not go through transformers' attention interface (BLOOM's ALiBi
+    attention keeps no config to swap): such classes run eager attention, whose weights ``output_attentions``
+    returns directly (``attended_forward`` then reads them there).
+    """
     candidates = [
         m for m in backbone.modules()
         if isinstance(getattr(m, "layer_idx", None), int) and hasattr(m, "config") and "Attention" in type(m).__name__
     ]
-    if not candidates:
-        raise ValueError(f"{type(backbone).__name__} has no attention module with a layer index to read weights from")
-    return max(candidates, key=lambda m: m.layer_idx)
+    return max(candidates, key=lambda m: m.layer_idx) if candidates else None
 
 
 @contextmanager
@@ -101,12 +104,27 @@ def capturing_final_attention(module: torch.nn.Module) -> Iterator[_Capture]:
         _active.capture = None
 
 
-def attended_forward(model: ScoreHead, attention_module: torch.nn.Module, ids: Sequence[int]) -> ForwardResult:
+def attended_forward(
+    model: ScoreHead, attention_module: torch.nn.Module | None, ids: Sequence[int]
+) -> ForwardResult:
     """Prefix scores and the final position's attention of one sequence, from one forward (no padding, no mask)."""
     input_ids = torch.tensor([list(ids)], dtype=torch.long)
+    if attention_module is None:
+        return _attended_by_output_attentions(model, input_ids)
     with torch.inference_mode(), capturing_final_attention(attention_module) as capture:
         hidden = model.backbone(input_ids=model.to_device(input_ids), use_cache=False).last_hidden_state
         scores = model.scores(hidden)[0].cpu().tolist()
     if len(capture.rows) != 1:
         raise RuntimeError(f"expected one attention row from the last layer, got {len(capture.rows)}")
     return ForwardResult(scores, capture.rows[0][0].cpu().tolist())
+
+
+def _attended_by_output_attentions(model: ScoreHead, input_ids: torch.Tensor) -> ForwardResult:
+    with torch.inference_mode():
+        out = model.backbone(input_ids=model.to_device(input_ids), use_cache=False, output_attentions=True)
+        scores = model.scores(out.last_hidden_state)[0].cpu().tolist()
+    attentions = getattr(out, "attentions", None)
+    if not attentions or attentions[-1] is None:
+        raise RuntimeError(f"{type(model.backbone).__name__} returned no attention weights for the attention strategy")
+    final_row = attentions[-1][0, :, -1, :].float().mean(dim=0)  # (heads, q, k) -> the final query, head-averaged
+    return ForwardResult(scores, final_row.cpu().tolist())

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
+from ..errors import ModelRefusedError
 from ..settings import ModelLoadSettings
 from .attention import attended_forward, last_attention_module
 from .base import EncodedItem, ForwardResult, ItemInput, ModelInfo, TruncationMode
@@ -15,10 +18,12 @@ from .expansion import ExpandedRunner, trailing_special_ids
 from .fingerprint import model_fingerprint
 from .forward import ScoreHead, equal_length_forward, packed_forward, padded_forward, shared_prompt_forward
 from .loading import LoadedModel, load_model, served_name
+from .memory import is_out_of_memory
 from .planning import BatchPolicy, plan_batch
 from .probe import choose_batch_policy, verify_per_position_head
 
 log = logging.getLogger(__name__)
+_NOT_LOOKED_UP = object()
 
 
 class HFRunner:
@@ -33,7 +38,7 @@ class HFRunner:
         self.model = ScoreHead(
             loaded.backbone, loaded.head, loaded.label_index, loaded.normalization, loaded.device, pad_id
         )
-        self._last_attention_module = None  # found on the first request for attention weights
+        self._last_attention_module: Any = _NOT_LOOKED_UP  # found on the first request for attention weights
 
     @property
     def info(self) -> ModelInfo:
@@ -70,7 +75,7 @@ class HFRunner:
         return results
 
     def _last_attention(self):  # type: ignore[no-untyped-def]
-        if self._last_attention_module is None:
+        if self._last_attention_module is _NOT_LOOKED_UP:
             self._last_attention_module = last_attention_module(self.model.backbone)
         return self._last_attention_module
 
@@ -86,11 +91,12 @@ def build_hf_runner(settings: ModelLoadSettings) -> HFRunner | ExpandedRunner:
     if not isinstance(settings, ModelLoadSettings):  # the server's Settings hold API keys a runner must not see
         raise TypeError("build_hf_runner takes ModelLoadSettings: pass settings.model_loading()")
     loaded = load_model(settings)
-    if loaded.prefix_scores == "expanded":
-        return _expanded_runner(settings, loaded)
-    probing = HFRunner(loaded, _model_info(settings, loaded))  # the plain padded pass every fast path must match
-    verify_per_position_head(probing)
-    runner = probing.with_policy(choose_batch_policy(probing, settings))
+    with _forward_failures_refused(loaded):
+        if loaded.prefix_scores == "expanded":
+            return _expanded_runner(settings, loaded)
+        probing = HFRunner(loaded, _model_info(settings, loaded))  # the plain padded pass every fast path must match
+        verify_per_position_head(probing)
+        runner = probing.with_policy(choose_batch_policy(probing, settings))
     log.info(
         "loaded %s (%s, %s on %s, %s attention, max length %d, fingerprint %s, batch paths %s)", runner.info.name,
         runner.info.architecture, runner.info.dtype, runner.info.device, runner.info.attention_implementation,
@@ -99,12 +105,31 @@ def build_hf_runner(settings: ModelLoadSettings) -> HFRunner | ExpandedRunner:
     return runner
 
 
+@contextmanager
+def _forward_failures_refused(loaded: LoadedModel) -> Iterator[None]:
+    """A model whose forward raises in this dtype/device (a kernel without bf16 support, say) is refused at start-up
+    with the reason, instead of failing every request."""
+    try:
+        yield
+    except (ModelRefusedError, MemoryError):
+        raise
+    except Exception as exc:
+        if is_out_of_memory(exc):  # the start-up failure line says what to do about memory
+            raise
+        dtype = str(loaded.dtype).removeprefix("torch.")
+        raise ModelRefusedError(
+            f"{type(loaded.model).__name__} fails a forward pass in {dtype} on {loaded.device} "
+            f"({type(exc).__name__}: {str(exc)[:200]}): try --dtype float32 or another --attn-implementation"
+        ) from exc
+
+
 def _expanded_runner(settings: ModelLoadSettings, loaded: LoadedModel) -> ExpandedRunner:
     """An encoder RM: no one-pass probe applies (it pools and attends both ways); every prefix is its own pass."""
     suffix = trailing_special_ids(loaded.tokenizer)
     policy = BatchPolicy(prefix_stride=settings.prefix_stride, suffix_tokens=len(suffix))
     info = replace(_model_info(settings, loaded), prefix_scores="expanded", batch_paths=("expanded",))
     runner = ExpandedRunner(loaded, info, policy, settings.max_batch_tokens)
+    runner.forward([EncodedItem(tuple(range(1, 9)), 4, 8)])  # it must run here, in this dtype, before serving
     log.info(
         "loaded %s (%s, %s on %s, %s attention, max length %d, fingerprint %s): an encoder, so every response "
         "prefix is scored as its own sequence (stride %d, suffix %s)", info.name, info.architecture, info.dtype,
