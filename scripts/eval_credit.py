@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from r3hf_client.options import Redistribution, choices
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MODEL = REPO / "service" / "r3hf_server" / "demo_model"
-STRATEGIES = ("r3hf", "attention", "uniform", "sparse")
+STRATEGIES = choices(Redistribution)  # every strategy the server offers, from the one list
 
 # Written for this evaluation: none of them appears in the demo model's training data, and none of their words is in
 # the lexicon (checked at start-up), so only the slot words carry valence.

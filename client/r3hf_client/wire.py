@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
+from .options import Baseline, EncodingFormat, ItemForm, Redistribution, Truncation
+
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 
 
@@ -42,12 +44,11 @@ class ChatItem(_Strict):
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation; the last must be the assistant's.")
 
 
-_FORM_KEYS: dict[str, frozenset[str]] = {
-    "text": frozenset({"prompt", "response"}),
-    "ids": frozenset({"prompt_ids", "response_ids"}),
-    "chat": frozenset({"messages"}),
-}
-_FORM_BY_CLASS = {TextItem: "text", IdsItem: "ids", ChatItem: "chat"}
+# One entry per item form (options.ItemForm): the request union, the form check and the server's conversion all
+# derive from it. An item's form is told by its keys.
+ITEM_FORMS: dict[ItemForm, type[BaseModel]] = {"text": TextItem, "ids": IdsItem, "chat": ChatItem}
+_FORM_KEYS = {form: frozenset(model.model_fields) for form, model in ITEM_FORMS.items()}
+_FORM_BY_CLASS = {model: form for form, model in ITEM_FORMS.items()}
 
 
 def _item_form(value: Any) -> str | None:
@@ -61,22 +62,18 @@ def _item_form(value: Any) -> str | None:
 
 def _check_one_form(value: Any) -> Any:
     if isinstance(value, dict) and _item_form(value) is None:
-        raise ValueError(
-            "each item must use exactly one form: {prompt, response}, {prompt_ids, response_ids} or {messages}; "
-            f"got keys {sorted(value)}"
-        )
+        shapes = ["{" + ", ".join(sorted(keys, key=len)) + "}" for keys in _FORM_KEYS.values()]
+        forms = ", ".join(shapes[:-1]) + " or " + shapes[-1]
+        raise ValueError(f"each item must use exactly one form: {forms}; got keys {sorted(value)}")
     return value
 
 
 Item = Annotated[
-    Union[Annotated[TextItem, Tag("text")], Annotated[IdsItem, Tag("ids")], Annotated[ChatItem, Tag("chat")]],
+    Union[tuple(Annotated[model, Tag(form)] for form, model in ITEM_FORMS.items())],  # type: ignore[valid-type]
     Discriminator(_item_form),
     BeforeValidator(_check_one_form),
 ]
 
-Truncation = Literal["error", "left"]
-Redistribution = Literal["r3hf", "sparse", "uniform", "attention"]
-EncodingFormat = Literal["float", "base64"]
 # How prefix scores are computed: one forward per item (a causal head read at every position), or every prefix as
 # its own sequence (encoder reward models).
 PrefixScoresMode = Literal["one_pass", "expanded"]
@@ -105,7 +102,7 @@ class TokenRewardsRequest(ScoreRequest):
         1.0, ge=0.0, le=1.0,
         description="Eq. 7 mix: beta * redistributed + (1 - beta) * sparse, for every strategy. 1 = pure strategy.",
     )
-    baseline: Literal["prompt", "zero"] = Field(
+    baseline: Baseline = Field(
         "prompt",
         description='"prompt": the first token is measured against R(x, empty) = the score at the prompt\'s last '
         'token, so rewards sum to score - prompt_score. "zero": the first token gets R(x, y<=1), so they sum to score. '

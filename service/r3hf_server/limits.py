@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from .errors import InvalidInputError, TooLargeError
-from .runner.base import ChatInput, IdsInput, ItemInput, TextInput
+from .runner.base import ItemInput
 
 CHARS_PER_TOKEN_BOUND = 32
 
@@ -26,38 +26,19 @@ def default_max_item_chars(max_length: int) -> int:
     return CHARS_PER_TOKEN_BOUND * max_length
 
 
-def item_size(item: ItemInput) -> int:
-    """Characters of text (ids count one each): what the tokenizer or the length check would have to read."""
-    if isinstance(item, TextInput):
-        return len(item.prompt) + len(item.response)
-    if isinstance(item, IdsInput):
-        return len(item.prompt_ids) + len(item.response_ids)
-    if isinstance(item, ChatInput):
-        return sum(len(role) + len(content) for role, content in item.messages)
-    raise TypeError(f"unknown item form {type(item).__name__}")
-
-
-def texts_of(item: ItemInput) -> list[str]:
-    if isinstance(item, TextInput):
-        return [item.prompt, item.response]
-    if isinstance(item, ChatInput):
-        return [text for message in item.messages for text in message]
-    return []
-
-
 def check_request(inputs: Sequence[ItemInput], max_items: int, max_item_chars: int) -> None:
     if len(inputs) > max_items:
         raise TooLargeError(
             f"{len(inputs)} items in one request exceed the limit of {max_items} (--max-items-per-request); split it"
         )
     for index, item in enumerate(inputs):
-        size = item_size(item)
+        size = item.size()
         if size > max_item_chars:
             raise InvalidInputError(
                 f"item {index}: {size} characters exceed the limit of {max_item_chars} per item "
                 "(--max-item-chars); no item that long can fit the model's token limit"
             )
-        if any(_LONE_SURROGATE.search(text) for text in texts_of(item)):
+        if any(_LONE_SURROGATE.search(text) for text in item.texts()):
             raise InvalidInputError(
                 f"item {index}: the text contains a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), "
                 "which is not valid Unicode; send valid UTF-8 text"

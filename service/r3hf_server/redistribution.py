@@ -17,10 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-Redistribution = Literal["r3hf", "sparse", "uniform", "attention"]
-Baseline = Literal["prompt", "zero"]
+from r3hf_client.options import Baseline, Redistribution
 
 
 @dataclass(frozen=True)

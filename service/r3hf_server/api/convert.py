@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from r3hf_client import wire
 from r3hf_client.codec import encode_float32_base64
@@ -10,12 +11,16 @@ from r3hf_client.codec import encode_float32_base64
 from ..engine import ChatInput, IdsInput, ItemInput, ItemOutcome, TextInput
 
 
+# One converter per wire item form (wire.ITEM_FORMS); tests/unit/test_option_lists.py checks that none is missing.
+TO_INPUT: dict[type, Callable[[Any], ItemInput]] = {
+    wire.TextItem: lambda item: TextInput(item.prompt, item.response),
+    wire.IdsItem: lambda item: IdsInput(tuple(item.prompt_ids), tuple(item.response_ids)),
+    wire.ChatItem: lambda item: ChatInput(tuple((m.role, m.content) for m in item.messages)),
+}
+
+
 def to_input(item: wire.TextItem | wire.IdsItem | wire.ChatItem) -> ItemInput:
-    if isinstance(item, wire.TextItem):
-        return TextInput(item.prompt, item.response)
-    if isinstance(item, wire.IdsItem):
-        return IdsInput(tuple(item.prompt_ids), tuple(item.response_ids))
-    return ChatInput(tuple((m.role, m.content) for m in item.messages))
+    return TO_INPUT[type(item)](item)
 
 
 def usage(outcomes: Sequence[ItemOutcome]) -> wire.Usage:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from r3hf_client.errors import HTTP_STATUS, ErrorType
+from r3hf_client.options import ItemForm, choices
 
 from ..errors import OverloadedError, ServiceError
 
@@ -46,7 +47,7 @@ def describe_validation_error(exc: RequestValidationError) -> tuple[ErrorType, s
 
 
 def _is_union_tag(part: object) -> bool:
-    return part in {"text", "ids", "chat"}
+    return part in choices(ItemForm)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,10 +7,10 @@ import os
 import sys
 from typing import Any, TextIO
 
+from r3hf_client.options import Baseline, Redistribution, Truncation, choices
+
 from .backend import add_backend_flags, reward_client
 from .terminal import coloured_response, reward_table, token_texts
-
-STRATEGIES = ("r3hf", "attention", "uniform", "sparse")
 
 
 def add_explain_parser(commands: Any, settings_class: type | None) -> None:
@@ -27,10 +27,12 @@ def add_explain_parser(commands: Any, settings_class: type | None) -> None:
         '"content": "Hello!"}]\'; the last message is the response.',
     )
     credit = parser.add_argument_group("credit")
-    credit.add_argument("--redistribution", choices=STRATEGIES, default="r3hf", help="How the score is spread.")
+    credit.add_argument(
+        "--redistribution", choices=choices(Redistribution), default="r3hf", help="How the score is spread."
+    )
     credit.add_argument("--beta", type=float, default=1.0, help="Mix with sparse: beta*dense + (1-beta)*sparse.")
-    credit.add_argument("--baseline", choices=("prompt", "zero"), default="prompt", help="r3hf's first-token baseline.")
-    credit.add_argument("--truncation", choices=("error", "left"), default="error", help="Over-length handling.")
+    credit.add_argument("--baseline", choices=choices(Baseline), default="prompt", help="r3hf's first-token baseline.")
+    credit.add_argument("--truncation", choices=choices(Truncation), default="error", help="Over-length handling.")
     output = parser.add_argument_group("output")
     output.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="Colour the tokens.")
     output.add_argument("--json", action="store_true", help="Print the API's result as JSON instead.")

@@ -17,8 +17,9 @@ from typing import Any, TextIO
 from r3hf_client.errors import R3HFError
 from r3hf_client.progress import make_progress
 
+from r3hf_client.options import Baseline, Redistribution, Truncation, choices
+
 from .backend import add_backend_flags, reward_client
-from .explain import STRATEGIES
 
 
 def add_score_parser(commands: Any, settings_class: type | None) -> None:
@@ -29,11 +30,13 @@ def add_score_parser(commands: Any, settings_class: type | None) -> None:
     parser.add_argument("input", type=Path, help="JSONL file: one item per line.")
     parser.add_argument("output", type=Path, help="JSONL file of results; appended to, indices already there skipped.")
     parser.add_argument("--scores-only", action="store_true", help="Call /score: sequence scores, no token rewards.")
-    parser.add_argument("--redistribution", choices=STRATEGIES, default=None, help="Credit strategy (server default).")
+    parser.add_argument(
+        "--redistribution", choices=choices(Redistribution), default=None, help="Credit strategy (server default)."
+    )
     parser.add_argument("--beta", type=float, default=None, help="Mix with sparse (server default 1).")
-    parser.add_argument("--baseline", choices=("prompt", "zero"), default=None, help="r3hf's first-token baseline.")
+    parser.add_argument("--baseline", choices=choices(Baseline), default=None, help="r3hf's first-token baseline.")
     parser.add_argument("--return-tokens", action="store_true", help="Also write tokens and offsets.")
-    parser.add_argument("--truncation", choices=("error", "left"), default=None, help="Over-length handling.")
+    parser.add_argument("--truncation", choices=choices(Truncation), default=None, help="Over-length handling.")
     parser.add_argument("--chunk-size", type=int, default=256, help="Items per request, and per flush of the output.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
     add_backend_flags(parser, settings_class)

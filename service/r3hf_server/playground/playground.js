@@ -65,10 +65,38 @@ function options() {
 
 // ---- API ----------------------------------------------------------------------------------------------------
 
-async function tokenRewards(item, opts) {
-  const headers = { "content-type": "application/json" };
+function authHeaders(headers = {}) {
   const key = $("api-key").value.trim();
   if (key) headers.authorization = "Bearer " + key;
+  return headers;
+}
+
+// The menus list what this server's OpenAPI schema offers (the option lists are defined once, in the wire models);
+// a hint only adds words to a name it knows, so a new strategy appears here with no change to this page.
+const HINTS = {
+  r3hf: "prefix-score differences", attention: "ABC, last-layer attention", uniform: "score / T",
+  sparse: "all on the last token", prompt: "first token vs R(x, ∅)", zero: "first token vs 0",
+};
+
+function fillMenu(id, field) {
+  const select = $(id);
+  const chosen = select.value || field.default;
+  const label = (v) => (HINTS[v] ? `${v}: ${HINTS[v]}` : v);
+  select.replaceChildren(...field.enum.map((v) => new Option(label(v), v, false, v === chosen)));
+  select.title = field.description || "";
+}
+
+async function loadOptions() {
+  const response = await fetch("openapi.json", { headers: authHeaders() });
+  if (!response.ok) return false;  // 401 until the API key is typed, when the server has keys
+  const fields = (await response.json()).components.schemas.TokenRewardsRequest.properties;
+  fillMenu("strategy", fields.redistribution);
+  fillMenu("baseline", fields.baseline);
+  return true;
+}
+
+async function tokenRewards(item, opts) {
+  const headers = authHeaders({ "content-type": "application/json" });
   const response = await fetch(API, {
     method: "POST", headers, body: JSON.stringify({ items: [item], return_tokens: true, ...opts }),
   });
@@ -82,11 +110,14 @@ function isCurveRequest(opts) {
 }
 
 async function run() {
-  const item = currentItem();
-  const opts = options();
   $("error").hidden = true;
   $("score-button").disabled = true;
   try {
+    if (!$("strategy").options.length && !(await loadOptions())) {
+      throw new Error("could not read the options from openapi.json (an API key needed?)");
+    }
+    const item = currentItem();
+    const opts = options();
     // The prefix-score curve is R(x, y<=t) = prompt score + running sum of plain r3hf rewards; any other strategy
     // needs a second request for it.
     const [shown, curve] = await Promise.all([
@@ -243,4 +274,6 @@ $("add-message").addEventListener("click", () => {
 $("score-button").addEventListener("click", run);
 $("beta").addEventListener("input", () => { $("beta-value").textContent = Number($("beta").value).toFixed(2); });
 for (const id of ["beta", "strategy", "baseline"]) $(id).addEventListener("change", rerunIfShown);
+$("api-key").addEventListener("change", () => { if (!$("strategy").options.length) loadOptions(); });
 renderMessages();
+loadOptions();

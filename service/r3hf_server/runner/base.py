@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Protocol, Union
+
+from r3hf_client.options import Truncation
 
 if TYPE_CHECKING:
     from .planning import BatchPolicy
 
 
+# The server's side of each item form (r3hf_client.options.ItemForm); api/convert.py maps wire items onto them.
+# ``size``: characters (ids count one each) the tokenizer or the length check would read; ``texts``: the strings.
 @dataclass(frozen=True)
 class TextInput:
     prompt: str
     response: str
+
+    def size(self) -> int:
+        return len(self.prompt) + len(self.response)
+
+    def texts(self) -> list[str]:
+        return [self.prompt, self.response]
 
 
 @dataclass(frozen=True)
@@ -21,14 +31,26 @@ class IdsInput:
     prompt_ids: tuple[int, ...]
     response_ids: tuple[int, ...]
 
+    def size(self) -> int:
+        return len(self.prompt_ids) + len(self.response_ids)
+
+    def texts(self) -> list[str]:
+        return []
+
 
 @dataclass(frozen=True)
 class ChatInput:
     messages: tuple[tuple[str, str], ...]  # (role, content)
 
+    def size(self) -> int:
+        return sum(len(role) + len(content) for role, content in self.messages)
+
+    def texts(self) -> list[str]:
+        return [text for message in self.messages for text in message]
+
 
 ItemInput = Union[TextInput, IdsInput, ChatInput]
-TruncationMode = Literal["error", "left"]
+TruncationMode = Truncation  # r3hf_client.options: the one list
 
 
 @dataclass(frozen=True)
