@@ -99,6 +99,7 @@ def test_the_server_reports_expanded_and_scores_over_http(serve, encoder_root):
     base = serve(encoder_root / "deberta_v2")
     info = InfoResponse.model_validate(httpx.get(f"{base}/info").json())
     assert info.prefix_scores == "expanded" and info.batch_paths == ["expanded"]
+    assert info.attention_implementation == "eager"  # DeBERTa-v2 has no SDPA: its default runs
     body = {"items": [{"prompt": PROMPT, "response": RESPONSE}]}
     result = TokenRewardsResponse.model_validate(httpx.post(f"{base}/token_rewards", json=body).json()).results[0]
     assert math.fsum(result.token_rewards) == pytest.approx(result.score - result.prompt_score, abs=1e-6)

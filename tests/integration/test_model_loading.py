@@ -89,3 +89,13 @@ def test_fingerprint_does_not_depend_on_where_the_model_lives(tiny_root, tmp_pat
 
     shutil.copytree(tiny_root / "llama", tmp_path / "elsewhere")
     assert load(tmp_path / "elsewhere").info.fingerprint == load(tiny_root / "llama").info.fingerprint
+
+
+def test_each_architecture_reports_the_attention_it_runs_and_its_batch_paths(tiny_root):
+    # Gemma-2 (soft-capping) and BLOOM (ALiBi) have no SDPA: they start on their default attention.
+    for arch, attention in (("gemma2", "eager"), ("bloom", "eager"), ("llama", "sdpa")):
+        info = load(tiny_root / arch).info
+        assert info.attention_implementation == attention and info.prefix_scores == "one_pass"
+        assert info.batch_paths == ("equal_lengths", "shared_prompt")  # CPU defaults, both verified at start-up
+    with pytest.raises(ModelRefusedError, match="--attn-implementation auto"):
+        load(tiny_root / "gemma2", attn_implementation="sdpa")
