@@ -78,18 +78,30 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float) -> N
     raise TimeoutError(f"r3hf serve at {url} not ready after {timeout_s}s")
 
 
+def keep_report(script: str, report: dict, seconds: float) -> None:
+    """With R3HF_TRAINER_REPORT_DIR set, each driver's report is written there (tests/trainers/summarize.py reads
+    them), with the driver's wall time."""
+    folder = os.environ.get("R3HF_TRAINER_REPORT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{Path(script).stem}.json").write_text(json.dumps({**report, "seconds": seconds}))
+
+
 @pytest.fixture(scope="session")
 def run_driver(trainers_python: Path, rm_url: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict]:
     """run_driver("trl_grpo.py", *args) -> the driver's JSON report; its stderr tail explains a failure."""
     workdir = tmp_path_factory.mktemp("trainers")
 
     def run(script: str, *args: str) -> dict:
+        started = time.monotonic()
         env = {**os.environ, "R3HF_CLIENT_URL": rm_url, "TOKENIZERS_PARALLELISM": "false",
                "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "disabled"}
         env.pop("PYTHONPATH", None)  # the trainer venv must stand on its own
         done = subprocess.run([str(trainers_python), str(DRIVERS / script), str(workdir), *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S)
         assert done.returncode == 0, f"{script} failed ({done.returncode}):\n{done.stderr[-4000:]}"
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        keep_report(script, report, time.monotonic() - started)
+        return report
 
     return run

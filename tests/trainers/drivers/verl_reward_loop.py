@@ -1,5 +1,9 @@
-"""Runs in .venv-trainers: verl 0.9's real reward loop (RewardLoopManager on a local Ray, its RewardLoopWorker
-actors, load_reward_manager / load_extern_object) on a real DataProto, against the server at R3HF_CLIENT_URL.
+"""Runs in .venv-trainers: verl 0.9's real reward loop on a real DataProto, against the server at R3HF_CLIENT_URL.
+
+Two scenarios go through RewardLoopManager on a local Ray (its RewardLoopWorker actor, load_reward_manager,
+load_extern_object, assemble_rm_scores); the other two run the same RewardLoopWorker in this process and assemble
+rm_scores with the manager class's classmethod, as RewardLoopManager.compute_rm_score does (each Ray actor start
+re-imports verl, which is most of this driver's time).
 
 Usage: python verl_reward_loop.py WORKDIR ; prints one JSON object on the last line: per scenario, the rm_scores
 verl assembled, the valid response lengths, and the reward_extra_info it collected.
@@ -20,7 +24,9 @@ import verl
 from hydra import compose, initialize_config_dir
 from transformers import PreTrainedTokenizerFast
 from verl import DataProto
-from verl.experimental.reward_loop import RewardLoopManager
+from verl.experimental.reward_loop import RewardLoopManager, RewardLoopWorker
+from verl.trainer.ppo.reward import resolve_reward_manager_cls
+from verl.utils.ray_utils import get_event_loop
 
 ADAPTERS = Path(__file__).resolve().parents[3] / "client" / "r3hf_client" / "adapters"
 DEMO_MODEL = Path(__file__).resolve().parents[3] / "service" / "r3hf_server" / "demo_model"
@@ -82,19 +88,32 @@ def scenarios() -> dict[str, list[str]]:
     }
 
 
+THROUGH_RAY = ("compute_score_file", "dense_manager_pkg")
+
+
 def run(name: str, overrides: list[str], data: DataProto) -> dict:
-    manager = RewardLoopManager(config(str(DEMO_MODEL), overrides))
-    try:
-        out = manager.compute_rm_score(data)
-    finally:
-        for worker in manager.reward_loop_workers:
-            ray.kill(worker)
+    cfg = config(str(DEMO_MODEL), overrides)
+    if name in THROUGH_RAY:
+        manager = RewardLoopManager(cfg)
+        try:
+            out = manager.compute_rm_score(data)
+        finally:
+            for worker in manager.reward_loop_workers:
+                ray.kill(worker)
+        manager_cls, rm_scores, extra = manager.reward_manager_cls, out.batch["rm_scores"], out.non_tensor_batch
+    else:
+        worker = RewardLoopWorker(cfg)
+        outputs = get_event_loop().run_until_complete(worker.compute_score_batch(data))
+        manager_cls = resolve_reward_manager_cls(cfg)
+        rm_scores = manager_cls.assemble_rm_scores(data, [o["reward_score"] for o in outputs])
+        extra = {k: [o["reward_extra_info"][k] for o in outputs] for k in outputs[0]["reward_extra_info"]}
     prompt_width = data.batch["prompts"].shape[1]
     return {
-        "manager_class": manager.reward_manager_cls.__name__,
-        "rm_scores": out.batch["rm_scores"].tolist(),
+        "via": "RewardLoopManager (Ray)" if name in THROUGH_RAY else "RewardLoopWorker (in process)",
+        "manager_class": manager_cls.__name__,
+        "rm_scores": rm_scores.tolist(),
         "valid_lengths": data.batch["attention_mask"][:, prompt_width:].sum(-1).tolist(),
-        "reward_extra_info": {k: np.asarray(v).tolist() for k, v in out.non_tensor_batch.items()},
+        "reward_extra_info": {k: np.asarray(v).tolist() for k, v in extra.items()},
     }
 
 
