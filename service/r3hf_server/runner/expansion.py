@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .base import EncodedItem
+from ..errors import InvalidInputError
+from .base import EncodedItem, ForwardResult, ItemInput, ModelInfo, TruncationMode
+from .encoding import TokenizerEncoder
 from .prefixes import Ids, expanded_sequences, prefix_curve
+
+if TYPE_CHECKING:
+    from .loading import LoadedModel
+    from .planning import BatchPolicy
 
 
 def trailing_special_ids(tokenizer: Any) -> Ids:
@@ -58,9 +64,7 @@ def _forward(model: Any, chunk: Sequence[Ids], pad_id: int, label_index: int, de
 class ExpandedRunner:
     """A ``Runner`` for encoder reward models: ``forward`` scores every prefix of every item as its own sequence."""
 
-    def __init__(self, loaded: Any, info: Any, policy: Any, max_batch_tokens: int) -> None:
-        from .encoding import TokenizerEncoder
-
+    def __init__(self, loaded: LoadedModel, info: ModelInfo, policy: BatchPolicy, max_batch_tokens: int) -> None:
         self.loaded = loaded
         self._info = info
         self._batch_policy = policy
@@ -72,14 +76,14 @@ class ExpandedRunner:
         self.pad_id = next((i for i in (tok.pad_token_id, tok.eos_token_id) if i is not None), 0)
 
     @property
-    def info(self) -> Any:
+    def info(self) -> ModelInfo:
         return self._info
 
     @property
-    def batch_policy(self) -> Any:
+    def batch_policy(self) -> BatchPolicy:
         return self._batch_policy
 
-    def encode(self, item: Any, truncation: Any, with_tokens: bool) -> EncodedItem:
+    def encode(self, item: ItemInput, truncation: TruncationMode, with_tokens: bool) -> EncodedItem:
         encoded = self.encoder.encode(item, truncation, with_tokens)
         if encoded.response_end < len(encoded) or not self.suffix:
             return encoded
@@ -93,10 +97,7 @@ class ExpandedRunner:
         fits = item.response_end + len(self.suffix) <= self.loaded.max_length
         return self.suffix if fits else ()
 
-    def forward(self, batch: Sequence[EncodedItem]) -> list[Any]:
-        from ..errors import InvalidInputError
-        from .base import ForwardResult
-
+    def forward(self, batch: Sequence[EncodedItem]) -> list[ForwardResult]:
         if any(item.needs_attention for item in batch):
             raise InvalidInputError(
                 "the attention strategy reads one forward's attention from the final position; this encoder reward "
