@@ -1,7 +1,7 @@
 """Client-side replicas under failure: one job over two `r3hf serve` replicas while one dies, drains or is slow.
 
     .venv/bin/python load_tests/replica_failover.py                    # every scenario, the issue's job shape
-    .venv/bin/python load_tests/replica_failover.py --scenarios single,kill --json failover.json
+    .venv/bin/python load_tests/replica_failover.py --scenarios single,kill --repeat 3 --json failover.json
 
 The job is one ``RewardClient.token_rewards`` call of --items items (chunk_size 64, max_concurrency 4, deadline
 300 s by default) against replicas started here on 127.0.0.1 (the embedded demo model). Scenarios:
@@ -12,14 +12,17 @@ The job is one ``RewardClient.token_rewards`` call of --items items (chunk_size 
 - slow:     two replicas, every forward of replica A delayed --slow-delay-s (fault-injecting runner);
 - all-down: both replicas down when the job starts, replica B started --fault-after-s later.
 
-Prints a table and JSON: wall time, ratio to `single`, the largest |difference| from the reference answers, and
-which replica answered how many chunks (the client's own count). Every process it starts is stopped on exit.
+Prints a table and JSON: wall time (the median of --repeat runs, each run listed), its ratio to `single`'s median,
+the largest |difference| from the reference answers (the first `single` run), and which replica answered how many
+chunks (the client's own count, per run). Each replica is a fresh process per run, limited to one torch thread
+(OMP_NUM_THREADS=1, like a pod with one core); every process started here is stopped on exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -50,6 +53,29 @@ def chunk_split(client: RewardClient, names: dict[str, str]) -> dict[str, int]:
     if stats is None:
         return {}
     return {names[url]: s.answered for url, s in stats().items()}
+
+
+def run_rounds(names: list[str], args: argparse.Namespace, log_dir: Path) -> dict[str, list[dict]]:
+    """``args.repeat`` rounds of every scenario, interleaved (single, kill, ..., single, kill, ...) so that a
+    machine getting busier over the run slows every scenario alike; the first single run is the reference."""
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    reference = None
+    for _ in range(args.repeat):
+        for name in names:
+            runs[name].append(scenario(name, args, log_dir, reference))
+            if reference is None:
+                reference = runs[name][0]["output"]
+    return runs
+
+
+def summarize(name: str, runs: list[dict]) -> dict:
+    """The median wall time of a scenario's runs, and every run's figures."""
+    walls = [run["wall_s"] for run in runs]
+    diffs = [run["max_abs_diff"] for run in runs if "max_abs_diff" in run]
+    return {"scenario": name, "wall_s": round(statistics.median(walls), 2), "runs_s": walls,
+            "answered": min(run["answered"] for run in runs), "errors": [run["error"] for run in runs if run["error"]],
+            "chunks_by_replica": [run["chunks_by_replica"] for run in runs],
+            "max_abs_diff": max(diffs) if diffs else None}
 
 
 def scenario(name: str, args: argparse.Namespace, log_dir: Path, reference) -> dict:  # type: ignore[no-untyped-def]
@@ -92,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=4)
     parser.add_argument("--deadline", type=float, default=300.0)
     parser.add_argument("--fault-after-s", type=float, default=1.5)
-    parser.add_argument("--slow-delay-s", type=float, default=0.5, help="extra seconds per forward of the slow one")
+    parser.add_argument("--slow-delay-s", type=float, default=2.0, help="extra seconds per forward of the slow one")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (the table shows the median)")
     parser.add_argument("--max-batch-tokens", type=int, default=4096)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
@@ -100,33 +127,31 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
-    rows, reference = [], None
+    names = ["single", *(c for c in chosen if c != "single")]  # single first: the reference answers
     with tempfile.TemporaryDirectory(prefix="r3hf-failover-") as tmp:
-        for name in (["single"] if "single" not in chosen else []) + chosen:  # single first: the reference
-            row = scenario(name, args, Path(tmp), reference)
-            if name == "single":
-                reference, row["reference"] = row["output"], True
-            rows.append(row)
-    single = next(r for r in rows if r["scenario"] == "single")
+        runs = run_rounds(names, args, Path(tmp))
+    rows = [summarize(name, runs[name]) for name in names]
+    single = rows[0]
     for row in rows:
-        row.pop("output")
         row["ratio_to_single"] = round(row["wall_s"] / single["wall_s"], 2) if single["answered"] else None
     print_table([r for r in rows if r["scenario"] in chosen], args)
     if args.json:
         args.json.write_text(json.dumps({"config": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=2))
-    return 0 if all(r["answered"] == args.items for r in rows) else 1
+    return 0 if all(r["answered"] == args.items and not r["errors"] for r in rows) else 1
 
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"job: {args.items} items, chunk_size={args.chunk_size}, max_concurrency={args.max_concurrency}, "
           f"deadline={args.deadline:g}s, fault at {args.fault_after_s:g}s")
-    print(f"{'scenario':<9} {'wall s':>7} {'x single':>8} {'answered':>8} {'max|diff|':>10}  chunks by replica  error")
+    print(f"{'scenario':<9} {'wall s':>7} {'x single':>8} {'answered':>8} {'max|diff|':>10}  "
+          f"{'runs (s)':<20} {'chunks by replica, per run':<28} errors")
     for r in rows:
         diff = r.get("max_abs_diff")
         diff_text = "-" if diff is None else f"{diff:.1e}"
-        split = " ".join(f"{k}:{v}" for k, v in sorted(r["chunks_by_replica"].items())) or "-"
+        runs = " ".join(f"{w:.1f}" for w in r["runs_s"])
+        split = " | ".join(" ".join(f"{k}:{v}" for k, v in sorted(s.items())) for s in r["chunks_by_replica"]) or "-"
         print(f"{r['scenario']:<9} {r['wall_s']:>7.2f} {r['ratio_to_single'] or 0:>8.2f} {r['answered']:>8} "
-              f"{diff_text:>10}  {split:<17}  {r['error']}")
+              f"{diff_text:>10}  {runs:<20} {split:<28} {'; '.join(r['errors'])}")
     print(json.dumps(rows))
 
 
