@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import torch
 
-from r3hf_client.adapters.verl_dense import R3HFRewardManager
-from r3hf_client.projection import PolicyTokenRewards
+torch = pytest.importorskip("torch")  # rm_scores are tensors (R3HF_BLOCK_TORCH=1 runs skip this module)
+
+from r3hf_client.adapters.verl_dense import R3HFRewardManager  # noqa: E402
+from r3hf_client.projection import PolicyTokenRewards  # noqa: E402
 
 
 class Tokenizer:
