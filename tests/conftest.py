@@ -36,7 +36,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # Fixtures that load a model or start a server: a test using one is slow wherever it lives.
 _SLOW_FIXTURES = frozenset({"tiny_root", "serve", "serve_faulty"})
-_SLOW_DIRECTORIES = ("integration",)  # the real app with a real (tiny) model: slow by definition
+_SLOW_DIRECTORIES = ("integration", "trainers")  # a real (tiny) model; real trainer releases: slow by definition
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
