@@ -10,10 +10,12 @@ Exception tree::
     │   ├── MalformedRequestError     400  malformed_request
     │   ├── UnauthorizedError         401  unauthorized
     │   ├── NotFoundError             404  not_found
+    │   │   └── MethodNotAllowedError 405  method_not_allowed
     │   ├── TooLargeError             413  too_large
     │   ├── InvalidRequestError       422  invalid_request
     │   ├── OverloadedError           429  overloaded
-    │   ├── InternalServerError       500  internal / non_finite_output
+    │   ├── InternalServerError       500  internal
+    │   │   └── NonFiniteOutputError  500  non_finite_output
     │   ├── NotReadyError             503  not_ready
     │   └── TimeoutError_             504  timeout
     ├── ConnectionFailedError         no replica could be reached (connection refused, reset, timed out)
@@ -89,6 +91,10 @@ class NotFoundError(APIError):
     pass
 
 
+class MethodNotAllowedError(NotFoundError):
+    """The path exists but not with this method (a NotFoundError too: no such operation)."""
+
+
 class TooLargeError(APIError):
     pass
 
@@ -103,6 +109,10 @@ class OverloadedError(APIError):
 
 class InternalServerError(APIError):
     pass
+
+
+class NonFiniteOutputError(InternalServerError):
+    """The model produced NaN or inf for an item (an InternalServerError too: the server's fault, not the input's)."""
 
 
 class NotReadyError(APIError):
@@ -144,18 +154,20 @@ _EXCEPTION_BY_TYPE: dict[str, type[APIError]] = {
     ErrorType.MALFORMED_REQUEST.value: MalformedRequestError,
     ErrorType.UNAUTHORIZED.value: UnauthorizedError,
     ErrorType.NOT_FOUND.value: NotFoundError,
-    ErrorType.METHOD_NOT_ALLOWED.value: NotFoundError,
+    ErrorType.METHOD_NOT_ALLOWED.value: MethodNotAllowedError,
     ErrorType.TOO_LARGE.value: TooLargeError,
     ErrorType.INVALID_REQUEST.value: InvalidRequestError,
     ErrorType.OVERLOADED.value: OverloadedError,
     ErrorType.INTERNAL.value: InternalServerError,
-    ErrorType.NON_FINITE_OUTPUT.value: InternalServerError,
+    ErrorType.NON_FINITE_OUTPUT.value: NonFiniteOutputError,
     ErrorType.NOT_READY.value: NotReadyError,
     ErrorType.TIMEOUT.value: TimeoutError_,
 }
 
+# A body without a known error_type (a proxy's page, say) falls back to its status code's class; where two kinds
+# share a status (500), the general class answers.
 _EXCEPTION_BY_STATUS: dict[int, type[APIError]] = {
-    HTTP_STATUS[ErrorType(kind)]: cls for kind, cls in _EXCEPTION_BY_TYPE.items()
+    HTTP_STATUS[ErrorType(kind)]: cls for kind, cls in reversed(_EXCEPTION_BY_TYPE.items())
 }
 
 

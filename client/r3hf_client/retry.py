@@ -38,9 +38,6 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
-NO_RETRIES = RetryPolicy(max_attempts=1)
-
-
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` as seconds from now: delta-seconds (fractions accepted) or an HTTP date; None if absent/bad."""
     if not value:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import typing
 from collections.abc import Sequence
+
+from .commands.settings_flags import add_settings_flags
 
 _MISSING_EXTRA = "the server needs its extra dependencies: pip install 'r3hf[server]' (see the README for CUDA torch)"
 
@@ -17,27 +18,6 @@ def _settings_class():  # type: ignore[no-untyped-def]
     except ImportError as exc:
         raise SystemExit(f"r3hf: {_MISSING_EXTRA} ({exc})") from exc
     return Settings
-
-
-def add_settings_flags(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, settings_class: type,
-    include: typing.Callable[[str], bool] = lambda name: True,
-) -> None:
-    for name, field in settings_class.model_fields.items():
-        if not include(name):
-            continue
-        flag = "--" + name.replace("_", "-")
-        kwargs: dict = {"dest": name, "default": argparse.SUPPRESS, "help": f"{field.description} [env R3HF_{name.upper()}]"}
-        annotation = field.annotation
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if annotation is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(annotation) is typing.Literal:
-            kwargs["choices"] = list(typing.get_args(annotation))
-        else:
-            base = args[0] if args else annotation
-            kwargs["type"] = base if base in (int, float) else str
-        parser.add_argument(flag, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -130,3 +130,52 @@ def test_runners_see_model_loading_settings_only_and_no_secrets():
 def test_the_fault_runner_is_a_test_helper_not_part_of_the_package():
     assert not (SERVICE / "runner" / "faults.py").exists()
     assert (SERVICE.parents[1] / "tests" / "fault_runner.py").exists()
+
+
+def _module_name(path: Path) -> str:
+    parts = ["r3hf_server", *path.relative_to(SERVICE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules of r3hf_server that ``path`` imports at run time (anywhere, but not under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(child) for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for child in ast.walk(node)
+    }
+    package = ["r3hf_server", *path.relative_to(SERVICE).parent.parts]
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only or not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        else:
+            base = ".".join([*package[: len(package) - node.level + 1]] if node.level else [])
+            module = ".".join(filter(None, [base, node.module or ""]))
+            candidates = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        names.update(c for c in candidates if c.startswith("r3hf_server"))
+    return names
+
+
+def test_no_import_cycles():
+    graph = {_module_name(path): set() for path in modules()}
+    for path in modules():
+        graph[_module_name(path)] = {m for m in _runtime_imports(path) if m in graph} - {_module_name(path)}
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    return [*trail, start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+        return None
+
+    cycles = {m: c for m in graph if (c := cycle_from(m)) and not m.endswith("r3hf_server")}
+    assert not cycles, next(iter(cycles.values()))

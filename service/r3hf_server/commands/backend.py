@@ -9,14 +9,14 @@ from typing import Any
 
 from r3hf_client import RewardClient
 
+from .settings_flags import add_settings_flags
+
 IN_PROCESS_URL = "http://in-process"
 # Settings that mean nothing without a listening socket are not offered as flags of these commands.
 _SERVING_ONLY = frozenset({"host", "port"})
 
 
 def add_backend_flags(parser: argparse.ArgumentParser, settings_class: type | None) -> None:
-    from ..cli import add_settings_flags
-
     server = parser.add_argument_group("server (reached with r3hf_client)")
     server.add_argument("--url", help="Base URL of a running r3hf server; without it the model is loaded in-process.")
     server.add_argument(

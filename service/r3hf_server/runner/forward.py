@@ -1,4 +1,4 @@
-"""Three ways to get per-position scores from one forward pass, all equal to each other within float rounding.
+"""Four ways to get per-position scores from one forward pass, all equal to each other within float rounding.
 
 - padded: right-padded rows. Right padding keeps every real token at its natural position and causal attention
   keeps padding out of every real position, so an item's scores do not depend on its batch mates.
