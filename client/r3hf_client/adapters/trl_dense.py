@@ -113,16 +113,12 @@ def returns_to_go(rows: Sequence[Sequence[float]], width: int) -> Any:
     """(B, width) float32: entry (i, t) = sum of row i from t on (gamma = 1), 0 beyond the row."""
     import torch
 
-    out = torch.zeros(len(rows), width, dtype=torch.float32)
+    rewards = torch.zeros(len(rows), width, dtype=torch.float64)  # summed in float64, handed over as float32
     for i, row in enumerate(rows):
         if len(row) > width:
             raise ValueError(f"completion {i} has {len(row)} token rewards but the batch is {width} tokens wide")
-        running, tail = 0.0, [0.0] * len(row)
-        for t in range(len(row) - 1, -1, -1):
-            running += row[t]
-            tail[t] = running
-        out[i, : len(row)] = torch.tensor(tail, dtype=torch.float32)
-    return out
+        rewards[i, : len(row)] = torch.tensor(row, dtype=torch.float64)
+    return rewards.flip(-1).cumsum(-1).flip(-1).to(torch.float32)
 
 
 def group_advantages(
