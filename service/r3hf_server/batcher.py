@@ -105,22 +105,30 @@ def next_fair_batch(
 ) -> list[_Pending]:
     """The next batch: requests take turns, one item per turn in arrival order, each request's items in batching
     order (by length, shared-prompt groups together), until the budget is full. While several requests wait, none
-    gets more turns than another, so a 1,024-item request cannot hold a single item back for more than a batch.
+    gets more turns than another nor more than half the batch, so a 1,024-item request cannot hold a single item back
+    for more than about a batch.
     An item over the budget runs alone rather than being dropped."""
     queues: dict[object, list[_Pending]] = {}
     for p in pending:
         queues.setdefault(p.request if p.request is not None else id(p), []).append(p)
     turns = [[group[i] for i in reversed(batching_order([p.item for p in group], policy))] for group in queues.values()]
+    # With company, one request may fill at most half the batch: the batch a newcomer rides is short too.
+    share_tokens, share_count = (max_batch_tokens // 2, max(1, max_batch_size // 2)) if len(turns) > 1 else (
+        max_batch_tokens, max_batch_size)
+    taken = {id(queue): [0, 0] for queue in turns}  # tokens, items per request
     batch: list[_Pending] = []
     meter = policy.meter()
     while turns:
         for queue in list(turns):
-            candidate = queue[-1]
-            if batch and (meter.cost_with(candidate.item) > max_batch_tokens or meter.count >= max_batch_size):
-                turns.remove(queue)  # its next item does not fit: the others may still have smaller ones
+            candidate, share = queue[-1], taken[id(queue)]
+            over_budget = meter.cost_with(candidate.item) > max_batch_tokens or meter.count >= max_batch_size
+            over_share = share[0] + len(candidate.item) > share_tokens or share[1] >= share_count
+            if batch and (over_budget or over_share):
+                turns.remove(queue)  # done for this batch; the others may still have smaller items
                 continue
             batch.append(queue.pop())
             meter.add(candidate.item)
+            share[0], share[1] = share[0] + len(candidate.item), share[1] + 1
             if not queue:
                 turns.remove(queue)
     return batch
