@@ -54,7 +54,7 @@ def rm_url() -> Iterator[str]:
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, process, timeout_s=180)
+        wait_until_ready(url, process, timeout_s=600)  # a loaded 2-core machine took 72 s (import, probe, warm-up)
         yield url
     finally:
         process.terminate()
