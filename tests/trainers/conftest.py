@@ -21,7 +21,7 @@ from live_server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS_VENV = Path(os.environ.get("R3HF_TRAINERS_VENV", ROOT / ".venv-trainers"))
 DRIVERS = Path(__file__).parent / "drivers"
-DRIVER_TIMEOUT_S = 420
+DRIVER_TIMEOUT_S = 900  # a driver takes 0.5-3 min; this bound is for a hung one
 
 
 def trainer_venv_problem() -> str | None:
