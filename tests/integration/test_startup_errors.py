@@ -86,9 +86,9 @@ def test_the_traceback_appears_only_at_debug_level(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     command = [sys.executable, "-m", "r3hf_server", "serve", "--port", "0", "--model", str(tmp_path)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    quiet = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    quiet = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert_one_line(quiet.returncode, quiet.stderr, "cannot serve")
-    loud = subprocess.run([*command, "--log-level", "debug"], capture_output=True, text=True, timeout=120, env=env)
+    loud = subprocess.run([*command, "--log-level", "debug"], capture_output=True, text=True, timeout=300, env=env)
     assert loud.returncode == 2 and "Traceback" in loud.stderr
 
 
@@ -96,6 +96,6 @@ def test_an_unknown_hub_id_offline_is_one_line():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "r3hf_server", "serve", "--port", "0", "--model", "no-such-org/no-such-rm"],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True, text=True, timeout=300, env=env,
     )
     assert_one_line(proc.returncode, proc.stderr, "no-such-org/no-such-rm", "local directory")
