@@ -50,11 +50,13 @@ def hostile(args: argparse.Namespace) -> list[dict]:
         kinds = list(HOSTILE_KINDS)
         while kinds:
             with server_process(*args.flags, runner="fake") as server:
-                while kinds and server.process.poll() is None:
+                answered = True
+                while kinds and answered and server.process.poll() is None:
                     path, body = hostile_body(kinds[0], mib)
                     with Watch(server, args.rss_cap_mib) as watch:
                         status, seconds, error, _ = post_raw(server.base_url, path, body, timeout_s=args.timeout_s)
                         time.sleep(0.2)  # one more RSS sample after the answer
+                    answered = status is not None  # a server still busy with it would skew the next case
                     rows.append(row(f"hostile {kinds.pop(0)} {mib} MiB", str(status or error), seconds, watch,
                                     body_mib=round(len(body) / MIB, 1)))
                     print(rows[-1], file=sys.stderr, flush=True)
@@ -86,35 +88,40 @@ def abandoned(args: argparse.Namespace) -> list[dict]:
                 x_tokenization_ms=tokenize_ms)]
 
 
-def _single_item_p50(base_url: str, samples: int, stop: threading.Event | None = None) -> float:
+def _single_item_latencies(base_url: str, samples: int, while_running: threading.Thread | None = None) -> list[float]:
     times = []
     with httpx.Client(base_url=base_url, timeout=120) as client:
         for _ in range(samples):
-            if stop is not None and stop.is_set():
+            if while_running is not None and not while_running.is_alive():
                 break
             started = time.perf_counter()
             client.post("/score", json=ONE_ITEM).raise_for_status()
             times.append(time.perf_counter() - started)
-    return statistics.median(times) if times else float("nan")
+    return times
 
 
 def fairness(args: argparse.Namespace) -> list[dict]:
+    """Single items sent one after another while one 1,024-item request (about 90 tokens an item) is served."""
     rows = []
-    items = [{"prompt": "Tell me a story.", "response": " Once upon a time there was a tiny reward model. " * 6}
-             for _ in range(1024)]
+    text = "Once upon a time there was a tiny reward model that scored every token it was shown. " * 4
+    items = [{"prompt": f"Story {k}: ", "response": text} for k in range(1024)]
     with server_process(*args.flags) as server:
-        idle = _single_item_p50(server.base_url, 20)
+        idle = statistics.median(_single_item_latencies(server.base_url, 20))
         rows.append(row("single item, idle: p50", "200", idle))
         for route, extra in (("/score", {}), ("/token_rewards", {"redistribution": "attention"})):
-            big = threading.Thread(target=post_raw, args=(server.base_url, route,
-                                                          json.dumps({"items": items, **extra}).encode(), 300))
-            big.start()
-            time.sleep(1.0)  # the big request is parsed and queued
-            busy = _single_item_p50(server.base_url, 10)
+            body = json.dumps({"items": items, **extra}).encode()
+            big_answer: list = []
+            big = threading.Thread(target=lambda: big_answer.append(post_raw(server.base_url, route, body, 600)))
             big_started = time.perf_counter()
+            big.start()
+            time.sleep(0.3)  # the big request is parsed and being tokenized
+            busy = _single_item_latencies(server.base_url, 200, while_running=big)
             big.join()
-            rows.append(row(f"single item beside 1,024 items on {route} {extra or ''}: p50", "200", busy,
-                            idle_ratio=round(busy / idle, 1), big_rest_s=round(time.perf_counter() - big_started, 1)))
+            p50 = statistics.median(busy) if busy else float("nan")
+            rows.append(row(f"single item beside 1,024 items on {route} {extra or ''}: p50", "200", p50,
+                            idle_ratio=round(p50 / idle, 1), samples=len(busy), max_s=round(max(busy, default=0), 3),
+                            big_request_s=round(time.perf_counter() - big_started, 1),
+                            big_status=big_answer[0][0] if big_answer else None))
     return rows
 
 

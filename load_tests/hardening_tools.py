@@ -80,7 +80,7 @@ def server_process(*flags: str, runner: str = "hf", nofile: int | None = None, e
         log_path.unlink(missing_ok=True)
 
 
-def wait_ready(server: Server, timeout_s: float = 300) -> None:
+def wait_ready(server: Server, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and server.process.poll() is None:
         try:
@@ -164,10 +164,10 @@ HOSTILE_KINDS = ("items_ints", "query_ints", "prompt_ids_strings", "unknown_keys
 
 
 def valid_body(mib: int, items: int = 4096) -> bytes:
-    """A valid /score body of about ``mib`` MiB: ``items`` text items (over-long ones are truncated on the left)."""
+    """A valid /score body of about ``mib`` MiB: ``items`` text items whose long prompts are truncated on the left."""
     per_item = max(1, (mib * MIB) // items - 40)
     words = ("lorem ipsum dolor sit amet " * (per_item // 27 + 1))[:per_item]
-    body = {"truncation": "left", "items": [{"prompt": "", "response": words} for _ in range(items)]}
+    body = {"truncation": "left", "items": [{"prompt": words, "response": " ok"} for _ in range(items)]}
     return json.dumps(body).encode()
 
 

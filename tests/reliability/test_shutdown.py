@@ -90,10 +90,10 @@ def test_sigterm_drains_every_accepted_request_and_exits_0(tmp_path):
     assert len(in_flight) >= CLIENTS // 2, f"only {len(in_flight)} requests were in flight at SIGTERM"
     assert all(o.status == 200 for o in before), [o for o in before if o.status != 200][:3]
     after = [o for o in outcomes if o.sent_at >= signalled - 0.2]
-    # Requests racing the signal or sent after it were never accepted: an answer (200, or 503 not_ready), or no
-    # connection once the drained server has closed its socket (a keep-alive connection closed under a request
-    # about to be sent reads as a disconnect).
-    gone = ("ConnectError", "RemoteProtocolError", "ReadError")
+    # Requests racing the signal or sent after it were never accepted: an answer (200, or 503 not_ready), or a refused
+    # connection once the drained server has closed its socket. Never a read error or a reset: during the drain every
+    # response says Connection: close and only keep-alive connections idle for 0.5 s are closed (api.serving).
+    gone = ("ConnectError",)
     assert all(o.status in (200, 503) or o.error in gone for o in after), \
         [o for o in after if o.status not in (200, 503)][:3]
     assert all("not_ready" in o.error for o in after if o.status == 503)
