@@ -28,9 +28,10 @@ def build_trainer_class() -> type:
             super().__init__(*args, **kwargs)
             dense = [i for i, f in enumerate(self.reward_funcs) if isinstance(f, R3HFDenseReward)]
             if len(dense) != 1:
-                raise ValueError(f"R3HFDenseGRPOTrainer needs exactly one R3HFDenseReward in reward_funcs, got {len(dense)}")
+                raise ValueError(f"R3HFDenseGRPOTrainer needs one R3HFDenseReward in reward_funcs, got {len(dense)}")
             if self.multi_objective_aggregation != "sum_then_normalize":
-                raise ValueError('R3HFDenseGRPOTrainer sums rewards per token: use multi_objective_aggregation="sum_then_normalize"')
+                raise ValueError('R3HFDenseGRPOTrainer sums rewards per token: multi_objective_aggregation must be '
+                                 '"sum_then_normalize"')
             self._dense_index = dense[0]
             self.dense_reward: R3HFDenseReward = self.reward_funcs[self._dense_index]
             self.dense_reward.bind(self.processing_class)
@@ -48,29 +49,34 @@ def build_trainer_class() -> type:
             return output
 
         def _dense_advantages(self, width: int) -> torch.Tensor:
-            device, mode = self.accelerator.device, "train" if self.model.training else "eval"
-            local = len(self._completion_ids_list)
-            local_slice = slice(self.accelerator.process_index * local, (self.accelerator.process_index + 1) * local)
-            projected = self.dense_reward.take_rows(self._completion_ids_list)
-            weights = self.reward_weights.to(self._rewards_per_func.device)
-            others = self._rewards_per_func[local_slice] * weights.unsqueeze(0)
-            others[:, self._dense_index] = 0.0
-            rows = dense_rows(projected, float(weights[self._dense_index]), others.nansum(dim=1).tolist())
-            returns = returns_to_go(rows, width).to(device)
-            all_totals = self.accelerator.gather(returns[:, 0].contiguous())
-            generations = self.num_generations if mode == "train" else self.num_generations_eval
-            advantages = group_advantages(
-                returns, [len(r) for r in rows], all_totals, local_slice, generations, self.scale_rewards
-            )
-            metrics = self._metrics[mode]
-            metrics["r3hf/dense_return_mean"].append(all_totals.mean().item())
-            metrics["r3hf/first_token_advantage_abs_mean"].append(advantages[:, 0].abs().mean().item())
-            # What the last batch got, for logging and tests: rows sum to w * (score - prompt_score) + others.
-            self.last_dense = {
-                "prompts": list(self._prompts), "completion_ids": [list(ids) for ids in self._completion_ids_list],
-                "rows": rows, "scores": [p.score for p in projected], "prompt_scores": [p.prompt_score for p in projected],
-                "aligned": [p.aligned for p in projected], "advantages": advantages.detach().cpu(),
-            }
-            return advantages
+            return dense_advantages(self, width)
 
     return R3HFDenseGRPOTrainer
+
+
+def dense_advantages(trainer: Any, width: int) -> Any:
+    """(B, width) advantages of this process's completions; groups may span processes, so totals are gathered."""
+    accelerator, mode = trainer.accelerator, "train" if trainer.model.training else "eval"
+    local = len(trainer._completion_ids_list)
+    local_slice = slice(accelerator.process_index * local, (accelerator.process_index + 1) * local)
+    projected = trainer.dense_reward.take_rows(trainer._completion_ids_list)
+    weights = trainer.reward_weights.to(trainer._rewards_per_func.device)
+    others = trainer._rewards_per_func[local_slice] * weights.unsqueeze(0)
+    others[:, trainer._dense_index] = 0.0
+    rows = dense_rows(projected, float(weights[trainer._dense_index]), others.nansum(dim=1).tolist())
+    returns = returns_to_go(rows, width).to(accelerator.device)
+    all_totals = accelerator.gather(returns[:, 0].contiguous())
+    generations = trainer.num_generations if mode == "train" else trainer.num_generations_eval
+    advantages = group_advantages(
+        returns, [len(r) for r in rows], all_totals, local_slice, generations, trainer.scale_rewards
+    )
+    metrics = trainer._metrics[mode]
+    metrics["r3hf/dense_return_mean"].append(all_totals.mean().item())
+    metrics["r3hf/first_token_advantage_abs_mean"].append(advantages[:, 0].abs().mean().item())
+    # What the last batch got, for logging and tests: rows sum to w * (score - prompt_score) + others.
+    trainer.last_dense = {
+        "prompts": list(trainer._prompts), "completion_ids": [list(ids) for ids in trainer._completion_ids_list],
+        "rows": rows, "scores": [p.score for p in projected], "prompt_scores": [p.prompt_score for p in projected],
+        "aligned": [p.aligned for p in projected], "advantages": advantages.detach().cpu(),
+    }
+    return advantages
