@@ -9,7 +9,8 @@ The job is one ``RewardClient.token_rewards`` call of --items items (chunk_size 
 - single:   one healthy replica alone: the reference time and the reference answers;
 - kill:     two replicas, replica A SIGKILLed --fault-after-s into the job (a pod OOM-killed);
 - term:     two replicas, replica A SIGTERMed --fault-after-s into the job (drains, answers 503 not_ready, exits);
-- slow:     two replicas, every forward of replica A delayed --slow-delay-s (fault-injecting runner);
+- slow:     two replicas, replica A --slowdown times slower (every forward followed by a pause, fault-injecting
+            runner of tests/fault_runner.py);
 - all-down: both replicas down when the job starts, replica B started --fault-after-s later.
 
 Prints a table and JSON: wall time (the median of --repeat runs, each run listed), its ratio to `single`'s median,
@@ -80,7 +81,7 @@ def summarize(name: str, runs: list[dict]) -> dict:
 
 def scenario(name: str, args: argparse.Namespace, log_dir: Path, reference) -> dict:  # type: ignore[no-untyped-def]
     serve_args = ["--max-batch-tokens", str(args.max_batch_tokens)]
-    a = ReplicaProcess(serve_args, delay_s=args.slow_delay_s if name == "slow" else 0.0, log_dir=log_dir, name="A")
+    a = ReplicaProcess(serve_args, slowdown=args.slowdown if name == "slow" else 1.0, log_dir=log_dir, name="A")
     b = ReplicaProcess(serve_args, log_dir=log_dir, name="B")
     replicas = [b] if name == "single" else [a, b]
     try:
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=4)
     parser.add_argument("--deadline", type=float, default=300.0)
     parser.add_argument("--fault-after-s", type=float, default=1.5)
-    parser.add_argument("--slow-delay-s", type=float, default=2.0, help="extra seconds per forward of the slow one")
+    parser.add_argument("--slowdown", type=float, default=4.0, help="how many times slower the slow replica is")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (the table shows the median)")
     parser.add_argument("--max-batch-tokens", type=int, default=4096)
     parser.add_argument("--json", type=Path, help="also write the rows here")

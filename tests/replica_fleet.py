@@ -1,9 +1,10 @@
 """Replica processes on 127.0.0.1 that a test can SIGKILL, SIGTERM or bring back on the same port.
 
 Shared by the client-failover tests (tests/reliability/test_replica_failover.py) and the measurement script
-(load_tests/replica_failover.py). A replica is a real ``r3hf serve`` process; with ``delay_s`` it is the same server
-with every forward slowed by the fault-injecting runner of tests/fault_runner.py (``python tests/replica_fleet.py
---delay-s S [serve flags]``).
+(load_tests/replica_failover.py). A replica is a real ``r3hf serve`` process; with ``slowdown`` it is the same server
+on a node that many times slower: the fault-injecting runner of tests/fault_runner.py pauses after every forward for
+(slowdown - 1) x the forward's own time, so the replica stays that much slower however busy the machine is
+(``python tests/replica_fleet.py --slowdown F [serve flags]``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ _HERE = Path(__file__).resolve().parent
 class ReplicaProcess:
     """One server process; ``serve_args`` are ``r3hf serve`` flags (e.g. ``["--runner", "fake"]``)."""
 
-    def __init__(self, serve_args: list[str] = (), *, delay_s: float = 0.0, log_dir: Path | None = None,
+    def __init__(self, serve_args: list[str] = (), *, slowdown: float = 1.0, log_dir: Path | None = None,
                  name: str = "replica") -> None:
-        self.serve_args, self.delay_s, self.name = list(serve_args), delay_s, name
+        self.serve_args, self.slowdown, self.name = list(serve_args), slowdown, name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"{name}-{self.port}.log"
@@ -38,8 +39,8 @@ class ReplicaProcess:
 
     def start(self) -> ReplicaProcess:
         """Start (or restart, on the same port) without waiting for readiness."""
-        if self.delay_s:
-            cmd = [sys.executable, str(_HERE / "replica_fleet.py"), "--delay-s", str(self.delay_s)]
+        if self.slowdown != 1.0:
+            cmd = [sys.executable, str(_HERE / "replica_fleet.py"), "--slowdown", str(self.slowdown)]
         else:
             cmd = [sys.executable, "-m", "r3hf_server", "serve"]
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -48,7 +49,7 @@ class ReplicaProcess:
                                          stderr=subprocess.STDOUT, env=env)
         return self
 
-    def wait_ready(self, timeout_s: float = 180.0) -> ReplicaProcess:
+    def wait_ready(self, timeout_s: float = 600.0) -> ReplicaProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
@@ -122,10 +123,10 @@ def max_abs_difference(got, reference) -> float:  # type: ignore[no-untyped-def]
 
 
 def _serve_slow(argv: list[str]) -> int:
-    """``r3hf serve`` with every forward taking at least ``--delay-s`` longer: a replica on a busy or slower node."""
+    """``r3hf serve`` on a node ``--slowdown`` times slower (see the module docstring)."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--delay-s", type=float, required=True)
-    delay, serve_argv = parser.parse_known_args(argv)
+    parser.add_argument("--slowdown", type=float, required=True)
+    slow, serve_argv = parser.parse_known_args(argv)
     from fault_runner import Faults, FaultyRunner
     from r3hf_server.api.app import create_app
     from r3hf_server.api.serving import serve_app
@@ -133,23 +134,32 @@ def _serve_slow(argv: list[str]) -> int:
     from r3hf_server.engine import build_runner
     from r3hf_server.settings import Settings
 
+    class SlowedRunner(FaultyRunner):
+        active = False  # off during the warm-up: it would only slow the start
+
+        def forward(self, batch):  # type: ignore[no-untyped-def]
+            started = time.monotonic()
+            results = super().forward(batch)
+            if self.active:
+                self.release.wait((slow.slowdown - 1) * (time.monotonic() - started))
+            return results
+
     given = vars(build_parser().parse_args(["serve", *serve_argv]))
     given.pop("command")
     settings = Settings(**given)
-    faults = Faults()  # no delay during the warm-up: it would only slow the start
-    runner = FaultyRunner(build_runner(settings), faults)
+    runner = SlowedRunner(build_runner(settings), Faults())
     app = create_app(settings, runner)
     url = f"http://127.0.0.1:{settings.port}/ready"
-    threading.Thread(target=_slow_down_once_ready, args=(url, faults, delay.delay_s), daemon=True).start()
+    threading.Thread(target=_activate_once_ready, args=(url, runner), daemon=True).start()
     serve_app(app, settings.host, settings.port, settings.log_level, settings.drain_timeout_s)
     return 0
 
 
-def _slow_down_once_ready(url: str, faults, delay_s: float) -> None:  # type: ignore[no-untyped-def]
+def _activate_once_ready(url: str, runner) -> None:  # type: ignore[no-untyped-def]
     while True:
         try:
             if httpx.get(url, timeout=2).status_code == 200:
-                faults.delay_s = delay_s
+                runner.active = True
                 return
         except httpx.TransportError:
             pass
