@@ -14,14 +14,14 @@ from r3hf_client.projection import PolicyTokenRewards  # noqa: E402
 
 
 class Tokenizer:
-    def decode(self, ids, skip_special_tokens=False, clean_up_tokenization_spaces=False):  # type: ignore[no-untyped-def]
+    def decode(self, ids: list[int], skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool = False) -> str:
         return " ".join(str(i) for i in ids)
 
 
 class Client:
     """Stands in for RewardClient: reward k of a response is 0.1 * (k + 1), score 10, prompt score 1."""
 
-    def token_rewards_for_policy(self, prompts, responses, *, policy_ids, policy_tokenizer, truncation):  # type: ignore[no-untyped-def]
+    def token_rewards_for_policy(self, prompts, responses, *, policy_ids, policy_tokenizer, truncation):  # type: ignore
         return [PolicyTokenRewards(token_rewards=[0.1 * (k + 1) for k in range(len(ids))], score=10.0,
                                    prompt_score=1.0, aligned=True, mapped_fraction=1.0, truncated=False,
                                    template_changed_response=False, reward_sum=0.0, sum_error=0.0)
@@ -51,7 +51,8 @@ def test_run_single_then_assemble_equals_the_legacy_batch_call():
     manager = R3HFRewardManager(Tokenizer(), client=Client())
     data = Data(ROWS)
     singles = [asyncio.run(manager.run_single(data[i : i + 1])) for i in range(len(ROWS))]
-    assert [s["reward_score"] for s in singles] == [pytest.approx([0.1, 0.2, 0.3]), pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])]
+    assert singles[0]["reward_score"] == pytest.approx([0.1, 0.2, 0.3])
+    assert singles[1]["reward_score"] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
     assert singles[0]["reward_extra_info"] == {"r3hf_score": 10.0, "r3hf_prompt_score": 1.0, "r3hf_aligned": True,
                                                "r3hf_mapped_fraction": 1.0}
     rm_scores = R3HFRewardManager.assemble_rm_scores(data, [s["reward_score"] for s in singles])
