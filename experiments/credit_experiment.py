@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -100,7 +101,13 @@ def write_outputs(results: dict, args) -> None:
     print(f"\nwrote {json_path}, {png_path}, {md_path}")
 
 
+def exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the served RM is stopped and the runs done so far stay written."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     args = parse_args(argv)
     if args.report_only:
         write_outputs(json.loads((args.out / "credit.json").read_text()), args)

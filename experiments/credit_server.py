@@ -27,7 +27,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def served_demo_rm(python: Path = SERVER_PYTHON, threads: int = 1, ready_timeout_s: float = 180.0,
+def served_demo_rm(python: Path = SERVER_PYTHON, threads: int = 1, ready_timeout_s: float = 600.0,
                    attempts: int = 3) -> Iterator[str]:
     """Base URL of a ready demo-RM server; the process is stopped (SIGTERM, then SIGKILL) on exit.
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -132,6 +133,7 @@ def measure(args) -> dict:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # unwind: stop the served RM
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", type=int, default=24)
     p.add_argument("--prompts", type=int, default=4)
@@ -150,7 +152,9 @@ def main() -> None:
     print(f"({args.batches} batches of {args.prompts}x{args.generations}, max {args.max_new} tokens, "
           f"{time.time() - started:.0f}s)")
     if args.out:
-        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "arms": stats}, indent=1))
+        args.out.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if isinstance(v, int)},
+                                        "command": " ".join([".venv-trainers/bin/python", *sys.argv]), "arms": stats},
+                                       indent=1))
 
 
 if __name__ == "__main__":
