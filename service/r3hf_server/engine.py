@@ -19,7 +19,7 @@ from .admission import Admission
 from .batcher import BatchObserver, BatchStats, ScoredItem, TokenBudgetBatcher
 from .drain_rate import DrainRate, MeteredObserver
 from .errors import InvalidInputError, NonFiniteOutputError, RequestTimeoutError, ServiceError
-from .limits import check_request, default_max_item_chars, item_size
+from .limits import check_request, default_max_item_chars
 from .redistribution import ItemScores, RedistributionOptions, all_finite, sequence_scores, token_rewards
 from .runner.base import (
     ChatInput, EncodedItem, ForwardResult, IdsInput, ItemInput, ModelInfo, Runner, TextInput, TruncationMode,
@@ -174,7 +174,10 @@ class RewardEngine:
         with_attention: bool = False,
     ) -> list[tuple[EncodedItem, ForwardResult]]:
         """Free checks first, then admission (429), then the work under the request's deadline (504)."""
-        check_request(inputs, self.max_items_per_request, self.max_item_chars)
+        # On a tokenizer thread: scanning 60 MiB of text for lone surrogates would hold the event loop for a second.
+        await asyncio.get_running_loop().run_in_executor(
+            self._tokenize_pool, check_request, inputs, self.max_items_per_request, self.max_item_chars
+        )
         with self.admission.admit(len(inputs)):
             work = self._admitted_forward(inputs, truncation, with_tokens, timings, with_attention)
             try:  # on timeout the work is cancelled: its queued items are skipped before the forward
@@ -257,7 +260,7 @@ def _slices(inputs: Sequence[ItemInput]) -> list[tuple[int, int]]:
     """[start, stop) runs of consecutive items of about _SLICE_CHARS characters (at least one item each)."""
     slices, start, chars = [], 0, 0
     for index, item in enumerate(inputs):
-        chars += item_size(item)
+        chars += item.size()
         if chars >= _SLICE_CHARS:
             slices.append((start, index + 1))
             start, chars = index + 1, 0
