@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_arms import ARMS
-from credit_stats import FINAL_WINDOW, GATE_STEPS_RATIO, SMOOTH_WINDOW, band
+from credit_stats import FINAL_WINDOW, GATE_STEPS_RATIO, SMOOTH_WINDOW, band, trailing_mean
 
 
 
@@ -40,7 +40,8 @@ def plot(results: dict, path: Path) -> None:
     for arm_name, runs in grouped(results["runs"]).items():
         label = f"{ARMS[arm_name].label} (n={len(runs)})"
         for ax, metric in ((ax_reward, "reward"), (ax_kl, "kl")):
-            curves = [r["curves"][metric] for r in runs if r["curves"].get(metric)]
+            # Each seed's trailing SMOOTH_WINDOW-step mean (what steps-to-target reads), then mean and CI over seeds.
+            curves = [trailing_mean(r["curves"][metric], SMOOTH_WINDOW) for r in runs if r["curves"].get(metric)]
             if not curves:
                 continue
             stats = band(curves)
@@ -50,9 +51,11 @@ def plot(results: dict, path: Path) -> None:
     target = results.get("summary", {}).get("target")
     if target is not None:
         ax_reward.axhline(target, color="grey", ls="--", lw=1, label="target (sparse final)")
-    ax_reward.set(title="Mean RM score of the step's samples (95% CI over seeds)", xlabel="GRPO step",
+    ax_reward.set(title=f"RM score of the step's samples ({SMOOTH_WINDOW}-step trailing mean, 95% CI over seeds)",
+                  xlabel="GRPO step",
                   ylabel="demo RM score R(x, y)")
-    ax_kl.set(title="KL to the reference (SFT) policy, TRL's k3 estimate", xlabel="GRPO step", ylabel="KL per token")
+    ax_kl.set(title=f"KL to the reference (SFT) policy, TRL's k3 ({SMOOTH_WINDOW}-step trailing mean)",
+              xlabel="GRPO step", ylabel="KL per token")
     ax_reward.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
