@@ -42,11 +42,15 @@ SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, interme
              max_position_embeddings=256, num_labels=1)
 # Decoder families beyond the test suite's (model_type -> config overrides).
 EXTRA_DECODERS: dict[str, dict] = {
-    "falcon": {}, "starcoder2": {"num_key_value_heads": 2}, "stablelm": {}, "olmo": {}, "olmo2": {}, "olmo3": {},
-    "phi": {}, "opt": {"ffn_dim": 64, "word_embed_proj_dim": 32}, "gptj": {"n_embd": 32, "n_layer": 2, "n_head": 4},
-    "mixtral": {"num_key_value_heads": 2}, "qwen2_moe": {}, "qwen3_moe": {}, "gemma3_text": {"head_dim": 8},
-    "mpt": {"d_model": 32, "n_layers": 2, "n_heads": 4}, "persimmon": {}, "exaone4": {}, "deepseek_v3": {},
-    "helium": {}, "seed_oss": {}, "arcee": {}, "gpt_oss": {"num_key_value_heads": 2}, "jetmoe": {}, "phimoe": {},
+    "falcon": {}, "starcoder2": {"num_key_value_heads": 2}, "stablelm": {"num_key_value_heads": 4}, "olmo": {},
+    "olmo2": {}, "olmo3": {}, "phi": {}, "opt": {"ffn_dim": 64, "word_embed_proj_dim": 32},
+    "gptj": {"n_embd": 32, "n_layer": 2, "n_head": 4, "rotary_dim": 4}, "mixtral": {"num_key_value_heads": 2},
+    "qwen2_moe": {"num_key_value_heads": 4, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32},
+    "qwen3_moe": {}, "gemma3_text": {"head_dim": 8}, "mpt": {"d_model": 32, "n_layers": 2, "n_heads": 4},
+    "persimmon": {}, "exaone4": {"num_key_value_heads": 4, "head_dim": 8}, "deepseek_v3": {},
+    "helium": {"num_key_value_heads": 4, "head_dim": 8}, "seed_oss": {"num_key_value_heads": 4, "head_dim": 8},
+    "arcee": {}, "gpt_oss": {"num_key_value_heads": 2}, "jetmoe": {},
+    "phimoe": {"num_key_value_heads": 4},
     "biogpt": {}, "gpt_bigcode": {"n_embd": 32, "n_layer": 2, "n_head": 4},
 }
 # Encoder families beyond the test suite's.
@@ -197,11 +201,27 @@ def print_table(rows: list[dict]) -> None:
               f"{'yes' if r['ok'] else 'NO'}")
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as the table in docs/models.md."""
+    lines = ["| architecture | kind | in tests | dtype | attention | batch paths | max error | bound | ok |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        head = f"| {r['architecture']} | {r['kind']} | {'yes' if r['in_tests'] else 'no'} | {r['dtype']} |"
+        if not r.get("started"):
+            reason = (r.get("error") or r.get("build_error") or "").replace("|", "/")[:160]
+            lines.append(f"{head} | | | | | refused: {reason} |")
+            continue
+        lines.append(f"{head} {r['attention']} | {', '.join(r['batch_paths'])} | {r['max_error']:.2e} | "
+                     f"{r['bound']:.2e} | {'yes' if r['ok'] else '**no**'} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--only", default="", help="comma-separated architecture names")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--markdown", action="store_true", help="also print the rows as a markdown table")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     dtypes = ["float32"] + [d for d in args.dtypes.split(",") if d and d != "float32"]
@@ -220,6 +240,8 @@ def main() -> int:
                     continue  # no fp32 reference to compare with
                 rows.append(measure(spec, dtype, fp32_served))
     print_table(rows)
+    if args.markdown:
+        print(markdown_table(rows))
     summary = {"rows": len(rows), "ok": sum(r["ok"] for r in rows), "torch": torch.__version__,
                "transformers": __import__("transformers").__version__}
     print(json.dumps(summary))
