@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+import torch
+
 from ..errors import ModelRefusedError
 from ..settings import ModelLoadSettings
 from .attention import attended_forward, last_attention_module
@@ -16,11 +18,12 @@ from .base import EncodedItem, ForwardResult, ItemInput, ModelInfo, TruncationMo
 from .encoding import TokenizerEncoder
 from .expansion import ExpandedRunner, trailing_special_ids
 from .fingerprint import model_fingerprint
+from .custom_head import forward_score
 from .forward import ScoreHead, equal_length_forward, packed_forward, padded_forward, shared_prompt_forward
 from .loading import LoadedModel, load_model, served_name
 from .memory import is_out_of_memory
 from .planning import BatchPolicy, plan_batch
-from .probe import choose_batch_policy, verify_per_position_head
+from .probe import ProbeTarget, choose_batch_policy, verify_per_position_head
 
 log = logging.getLogger(__name__)
 _NOT_LOOKED_UP = object()
@@ -47,6 +50,24 @@ class HFRunner:
     @property
     def batch_policy(self) -> BatchPolicy:
         return self._batch_policy
+
+    def probe_target(self) -> ProbeTarget:
+        """The narrow view the start-up probes get of this model."""
+        loaded = self.loaded
+        return ProbeTarget(
+            model=self.model, own_score=self._own_score, vocab_size=self.encoder.vocab_size, dtype=loaded.dtype,
+            device_type=loaded.device.type, attention=loaded.attention, architecture=self.info.architecture,
+        )
+
+    def _own_score(self, ids: list[int]) -> float:
+        """The model's own forward score of ``ids`` (its pooling, its head), normalised like ours."""
+        loaded = self.loaded
+        with torch.inference_mode():
+            output = loaded.model(input_ids=torch.tensor([ids], device=loaded.device))
+        score = forward_score(output, loaded.label_index, len(ids))
+        if loaded.normalization is not None:
+            score = (score - loaded.normalization[0]) / loaded.normalization[1]
+        return score
 
     def with_policy(self, policy: BatchPolicy) -> HFRunner:
         """The same loaded model run under another batch policy (the policy of a runner never changes)."""
@@ -95,8 +116,8 @@ def build_hf_runner(settings: ModelLoadSettings) -> HFRunner | ExpandedRunner:
         if loaded.prefix_scores == "expanded":
             return _expanded_runner(settings, loaded)
         probing = HFRunner(loaded, _model_info(settings, loaded))  # the plain padded pass every fast path must match
-        verify_per_position_head(probing)
-        runner = probing.with_policy(choose_batch_policy(probing, settings))
+        verify_per_position_head(probing.probe_target())
+        runner = probing.with_policy(choose_batch_policy(probing.probe_target(), settings))
     log.info(
         "loaded %s (%s, %s on %s, %s attention, max length %d, fingerprint %s, batch paths %s)", runner.info.name,
         runner.info.architecture, runner.info.dtype, runner.info.device, runner.info.attention_implementation,
@@ -119,7 +140,8 @@ def _forward_failures_refused(loaded: LoadedModel) -> Iterator[None]:
         dtype = str(loaded.dtype).removeprefix("torch.")
         raise ModelRefusedError(
             f"{type(loaded.model).__name__} fails a forward pass in {dtype} on {loaded.device} "
-            f"({type(exc).__name__}: {str(exc)[:200]}): try --dtype float32 or another --attn-implementation"
+            f"({type(exc).__name__}: {str(exc)[:200]}): "
+            + ("try --dtype float32" if dtype != "float32" else "try another --attn-implementation")
         ) from exc
 
 
