@@ -105,7 +105,8 @@ def table(results: dict) -> str:
     ]
     for arm_name, arm in summary["arms"].items():
         gate = summary["gate"].get(arm_name)
-        verdict = "reference" if gate is None else ("**met**" if gate["met"] else "not met")
+        verdict = ("reference" if gate is None else "no verdict (< 3 seeds)" if gate["met"] is None
+                   else "**met**" if gate["met"] else "not met")
         median = arm["median_steps_to_target"]
         lines.append(
             f"| {ARMS[arm_name].label} | {len(arm['seeds'])} | {fmt_ci(arm['start_reward'])} | "

@@ -16,6 +16,7 @@ _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
 FINAL_WINDOW = 5  # the "final reward" of a run = mean of its last FINAL_WINDOW steps (one step is 32 samples)
 SMOOTH_WINDOW = 5  # steps-to-target reads a trailing moving average, so one lucky batch does not count
 GATE_STEPS_RATIO = 0.8
+GATE_MIN_SEEDS = 3  # fewer seeds per arm: the numbers are shown, but no verdict is given
 
 
 def t975(df: int) -> float:
@@ -102,5 +103,7 @@ def gate(candidate: dict, reference: dict) -> dict:
     faster = math.isfinite(cand_steps) and cand_steps <= GATE_STEPS_RATIO * ref_steps
     (c_mean, c_half), (r_mean, r_half) = candidate["final_reward"], reference["final_reward"]
     separated = (not math.isnan(c_half) and not math.isnan(r_half)) and c_mean - c_half > r_mean + r_half
-    return {"faster": bool(faster), "better_final_non_overlapping": bool(separated), "met": bool(faster or separated),
+    enough = min(len(candidate.get("seeds", ())), len(reference.get("seeds", ()))) >= GATE_MIN_SEEDS
+    return {"faster": bool(faster), "better_final_non_overlapping": bool(separated),
+            "met": bool(faster or separated) if enough else None,
             "steps_ratio": cand_steps / ref_steps if ref_steps and math.isfinite(cand_steps) else math.inf}

@@ -49,7 +49,14 @@ def test_gate_faster_or_separated() -> None:
 
 
 def test_gate_never_reached_is_not_met() -> None:
-    reference = {"median_steps_to_target": 30.0, "final_reward": (1.0, 0.1)}
-    never = {"median_steps_to_target": math.inf, "final_reward": (0.5, 0.1)}
+    reference = {"seeds": [0, 1, 2], "median_steps_to_target": 30.0, "final_reward": (1.0, 0.1)}
+    never = {"seeds": [0, 1, 2], "median_steps_to_target": math.inf, "final_reward": (0.5, 0.1)}
     assert gate(never, reference) == {"faster": False, "better_final_non_overlapping": False, "met": False,
                                       "steps_ratio": math.inf}
+
+
+def test_gate_gives_no_verdict_on_fewer_than_three_seeds() -> None:
+    reference = {"seeds": [0], "median_steps_to_target": 40.0, "final_reward": (1.0, math.nan)}
+    faster = {"seeds": [0], "median_steps_to_target": 20.0, "final_reward": (2.0, math.nan)}
+    verdict = gate(faster, reference)
+    assert verdict["faster"] and verdict["met"] is None
