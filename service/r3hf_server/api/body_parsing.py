@@ -184,7 +184,7 @@ def _options(model: type[BaseModel], shape: Any) -> dict[str, Any]:
 
 def _validated_item(index: int, item: Any, limits: BodyLimits) -> Any:
     fields: dict[str, Any] = {}
-    for name in ("prompt", "response", "prompt_ids", "response_ids", "messages"):
+    for name in _Item.__struct_fields__:
         value = getattr(item, name)
         if value is msgspec.UNSET:
             continue
@@ -227,7 +227,7 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     """The first few errors, each as ``where: what`` (the union's form tags are left out of the path)."""
     parts = []
     for error in exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_ERRORS]:
-        loc = [str(x) for x in error.get("loc", ()) if x not in {"text", "ids", "chat"}]
+        loc = [str(x) for x in error.get("loc", ()) if x not in wire.ITEM_FORMS]
         where = ".".join([prefix, *loc] if prefix else loc)
         parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
     more = exc.error_count() - MAX_REPORTED_ERRORS
