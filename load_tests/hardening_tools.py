@@ -104,10 +104,15 @@ class Watch:
         self.health_failures = 0
         self.killed = False
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._sample_rss, daemon=True),
-                         threading.Thread(target=self._poll_health, daemon=True)]
+        self._threads = [threading.Thread(target=self._sample_rss, daemon=True)]
+        self._poller: subprocess.Popen | None = None
 
     def __enter__(self) -> "Watch":
+        # /health is polled from a separate process: a poller thread here would share the GIL with the threads
+        # sending the bodies, and would measure this process's own contention instead of the server's.
+        self._poller = subprocess.Popen([sys.executable, "-c", _HEALTH_POLLER, self.server.base_url],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._poller.stdout.readline()  # its first answer (connection set-up included) only says it is running
         for thread in self._threads:
             thread.start()
         return self
@@ -116,6 +121,17 @@ class Watch:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=15)
+        self._poller.terminate()
+        for line in self._poller.communicate(timeout=30)[0].split():
+            self._record(line)
+
+    def _record(self, line: str) -> None:
+        if not line.strip():
+            return
+        seconds = float(line)
+        if seconds < 0:
+            self.health_failures += 1
+        self.health_max_s = max(self.health_max_s, abs(seconds))
 
     @property
     def growth_mib(self) -> float:
@@ -129,20 +145,6 @@ class Watch:
                 self.killed = True  # protect the shared machine: record "over the cap" and stop the server
                 self.server.process.send_signal(signal.SIGKILL)
             time.sleep(self.period_s)
-
-    def _poll_health(self) -> None:
-        """/health is polled from a separate process: a poller thread here would share the GIL with the threads
-        sending the bodies, and would measure this process's own contention instead of the server's."""
-        poller = subprocess.Popen([sys.executable, "-c", _HEALTH_POLLER, self.server.base_url],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self._stop.wait()
-        poller.terminate()
-        for line in poller.communicate(timeout=30)[0].split():
-            seconds = float(line)
-            if seconds < 0:
-                self.health_failures += 1
-            self.health_max_s = max(self.health_max_s, abs(seconds))
-
 
 _HEALTH_POLLER = """
 import sys, time, httpx
