@@ -1,4 +1,4 @@
-"""Regenerate the documents derived from code: the README's settings table and docs/openapi.json.
+"""Regenerate the documents derived from code: the settings table in docs/settings.md and docs/openapi.json.
 
     .venv/bin/python scripts/docs_sync.py          # rewrite them
     .venv/bin/python scripts/docs_sync.py --check  # exit 1 if they are stale (the tests do this)
@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+SETTINGS_DOC = ROOT / "docs" / "settings.md"
 OPENAPI = ROOT / "docs" / "openapi.json"
 BEGIN, END = "<!-- settings-table:begin -->", "<!-- settings-table:end -->"
 
@@ -38,8 +38,8 @@ def openapi_document() -> str:
     return json.dumps(create_app(Settings(runner="fake"), FakeRunner()).openapi(), indent=2, sort_keys=True) + "\n"
 
 
-def readme_with_table(readme: str) -> str:
-    head, rest = readme.split(BEGIN, 1)
+def with_settings_table(document: str) -> str:
+    head, rest = document.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{BEGIN}\n{settings_table()}\n{END}{tail}"
 
@@ -48,7 +48,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether the documents are current")
     args = parser.parse_args()
-    wanted = {README: readme_with_table(README.read_text()), OPENAPI: openapi_document()}
+    wanted = {SETTINGS_DOC: with_settings_table(SETTINGS_DOC.read_text()), OPENAPI: openapi_document()}
     stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
     if args.check:
         for path in stale:
