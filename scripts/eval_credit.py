@@ -29,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from r3hf_client.options import Redistribution, choices
+from r3hf_client.options import ItemForm, Redistribution, choices
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MODEL = REPO / "service" / "r3hf_server" / "demo_model"
 STRATEGIES = choices(Redistribution)  # every strategy the server offers, from the one list
+TEXT_FORMS = tuple(form for form in choices(ItemForm) if form != "ids")  # the responses are written as text
 
 # Written for this evaluation: none of them appears in the demo model's training data, and none of their words is in
 # the lexicon (checked at start-up), so only the slot words carry valence.
@@ -170,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with reward_client(backend, Settings, chunk_size=512) as client:
         for design, multi in designs.items():
             responses = build_responses(words, args.per_word, multi, args.seed)
-            for form in ("text", "chat"):
+            for form in TEXT_FORMS:
                 for strategy in STRATEGIES:
                     table[strategy][f"{form}, {design}"] = evaluate(client, responses, form, strategy, valence)
     print_table(table, len(words), args.per_word, time.perf_counter() - started)
