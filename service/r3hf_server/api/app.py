@@ -54,9 +54,11 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None) -
     app.state.metrics.batch_token_budget.set(settings.max_batch_tokens)
     install_error_handlers(app)
     install_disconnect_handler(app)
-    app.include_router(router)
-    app.include_router(trainer_adapters_router)
-    app.include_router(playground_router)
+    routers = (router, trainer_adapters_router, playground_router)
+    for included in routers:
+        app.include_router(included)
+    # Fixed route paths, so a request refused before routing (intake, keys) is still counted under its route.
+    app.state.route_paths = frozenset(r.path for included in routers for r in included.routes if "{" not in r.path)
     _install_guards(app, settings)
     app.middleware("http")(_bookkeeping)
     return app
@@ -118,6 +120,14 @@ async def _bookkeeping(request: Request, call_next) -> Response:  # type: ignore
 
 
 def _route_label(request: Request) -> str:
-    """The matched route's template (bounded label values); unknown paths share one label."""
+    """The matched route's template (bounded label values); unknown paths share one label.
+
+    A request refused before routing (by the body intake or the key check) has no matched route yet: it is still
+    labelled with its route when its path is one of the app's fixed route paths.
+    """
     route = request.scope.get("route")
-    return getattr(route, "path", None) or "other"
+    matched = getattr(route, "path", None)
+    if matched:
+        return matched
+    path = request.url.path
+    return path if path in request.app.state.route_paths else "other"
