@@ -88,11 +88,18 @@ function fillMenu(id, field) {
 
 async function loadOptions() {
   const response = await fetch("openapi.json", { headers: authHeaders() });
-  if (!response.ok) return false;  // 401 until the API key is typed, when the server has keys
+  if (!response.ok) {  // 401 until the API key is typed, when the server has keys: say so, as a scoring call would
+    const body = await response.json().catch(() => ({}));
+    const reason = body.error || "could not read the options from openapi.json";
+    throw new Error(`${response.status} ${body.error_type || ""}: ${reason}`);
+  }
   const fields = (await response.json()).components.schemas.TokenRewardsRequest.properties;
   fillMenu("strategy", fields.redistribution);
   fillMenu("baseline", fields.baseline);
-  return true;
+}
+
+function loadOptionsQuietly() {  // on page load and key entry; a failure shows when the user scores
+  loadOptions().catch(() => {});
 }
 
 async function tokenRewards(item, opts) {
@@ -113,9 +120,7 @@ async function run() {
   $("error").hidden = true;
   $("score-button").disabled = true;
   try {
-    if (!$("strategy").options.length && !(await loadOptions())) {
-      throw new Error("could not read the options from openapi.json (an API key needed?)");
-    }
+    if (!$("strategy").options.length) await loadOptions();
     const item = currentItem();
     const opts = options();
     // The prefix-score curve is R(x, y<=t) = prompt score + running sum of plain r3hf rewards; any other strategy
@@ -274,6 +279,6 @@ $("add-message").addEventListener("click", () => {
 $("score-button").addEventListener("click", run);
 $("beta").addEventListener("input", () => { $("beta-value").textContent = Number($("beta").value).toFixed(2); });
 for (const id of ["beta", "strategy", "baseline"]) $(id).addEventListener("change", rerunIfShown);
-$("api-key").addEventListener("change", () => { if (!$("strategy").options.length) loadOptions(); });
+$("api-key").addEventListener("change", () => { if (!$("strategy").options.length) loadOptionsQuietly(); });
 renderMessages();
-loadOptions();
+loadOptionsQuietly();
