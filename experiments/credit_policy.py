@@ -1,6 +1,6 @@
 """The tiny policy the credit experiment trains: a 2-layer Llama LM on the demo RM's tokenizer, fitted by SFT.
 
-The SFT text is generated the way the demo RM's preference data is (``scripts/build_demo_model.py``: its prompts,
+The SFT text is generated the way the demo RM's preference data is (``scripts/demo_builder/material.py``: its prompts,
 templates, openers/closers and VADER lexicon words), with slot words drawn in equal thirds from positive, neutral and negative
 single-token lexicon words, so the starting policy writes short fluent sentences of mixed sentiment and its mean reward is near
 the lexicon's middle: RL then has room to move it. Prompt format = the RM's plain "newline" form
@@ -34,14 +34,12 @@ PROMPT_SEPARATOR = "\n"
 
 
 def demo_data_module():
-    """``scripts/build_demo_model.py`` as a module: the one definition of how demo text is generated."""
-    name = "build_demo_model"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / "build_demo_model.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """``scripts/demo_builder/material.py`` (the demo RM builder's prompts, sentence cores, lexicon and rendering):
+    the one definition of how demo text is generated."""
+    scripts_dir = str(REPO_ROOT / "scripts")
+    if scripts_dir not in sys.path:
+        sys.path.insert(0, scripts_dir)
+    return importlib.import_module("demo_builder.material")
 
 
 @dataclass(frozen=True)
