@@ -162,10 +162,8 @@ class BodyIntake:
     async def _next_message(self, receive: Receive, received: int, started: float, last_data: float) -> Message:
         limits = self.limits
         while True:
-            try:
-                return await asyncio.wait_for(receive(), _POLL_S)
-            except asyncio.TimeoutError:
-                pass
+            # Checked before every wait, not only after a quiet poll: a client trickling a byte more often than the
+            # poll interval must still meet the average rate.
             now = time.monotonic()
             if self.drain.uploads_cut:
                 raise _Refusal(ErrorType.NOT_READY, "the server shut down while the request body was still arriving; "
@@ -178,6 +176,10 @@ class BodyIntake:
                     f"needs data at least every {limits.body_timeout_s:g} s (--body-timeout-s) and "
                     f"{limits.min_body_bytes_per_s:g} bytes/s on average (--min-body-bytes-per-s))", status_code=408,
                 )
+            try:
+                return await asyncio.wait_for(receive(), _POLL_S)
+            except asyncio.TimeoutError:
+                pass
 
 
 def _replay(raw: bytes, receive: Receive) -> Receive:
