@@ -28,7 +28,7 @@ import httpx
 
 from hardening_tools import (
     HOST, HOSTILE_KINDS, MIB, Watch, hostile_body, note_closed, open_slow_socket, post_raw, server_process,
-    trickle, valid_body,
+    tiny_messages_body, trickle, valid_body,
 )
 
 ONE_ITEM = {"items": [{"prompt": "How are you?", "response": " Fine, thanks."}]}
@@ -47,7 +47,7 @@ def hostile(args: argparse.Namespace) -> list[dict]:
     """One server (the fake runner: all of this happens before any runner) per size, restarted if a case kills it."""
     rows = []
     for mib in args.sizes:
-        kinds = list(HOSTILE_KINDS)
+        kinds = list(args.kinds)
         while kinds:
             with server_process(*args.flags, runner="fake") as server:
                 answered = True
@@ -73,6 +73,18 @@ def concurrent(args: argparse.Namespace) -> list[dict]:
         seconds = time.perf_counter() - started
     statuses = sorted(str(status or error) for status, _, error, _ in results)
     return [row(f"8 concurrent valid {mib} MiB bodies (20 s client timeout)", ",".join(statuses), seconds, watch)]
+
+
+def tiny_messages(args: argparse.Namespace) -> list[dict]:
+    """Valid bodies whose parsed form is ~20x their bytes (empty chat messages): the budget counts the parsed form."""
+    body = tiny_messages_body(4)
+    with server_process(*args.flags, runner="fake") as server, Watch(server, args.rss_cap_mib) as watch:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: post_raw(server.base_url, "/score", body, timeout_s=20), range(8)))
+        seconds = time.perf_counter() - started
+    statuses = sorted(str(status or error) for status, _, error, _ in results)
+    return [row("8 concurrent valid 4 MiB bodies of empty chat messages", ",".join(statuses), seconds, watch)]
 
 
 def abandoned(args: argparse.Namespace) -> list[dict]:
@@ -252,7 +264,7 @@ def _overload_retry_after(base_url: str) -> list[str]:
     return [r.headers.get("retry-after", "") for r in responses if r is not None and r.status_code == 429]
 
 
-CASES = {"hostile": hostile, "concurrent": concurrent, "abandoned": abandoned, "fairness": fairness,
+CASES = {"hostile": hostile, "concurrent": concurrent, "tiny_messages": tiny_messages, "abandoned": abandoned, "fairness": fairness,
          "slow_conns": slow_conns, "keys": keys, "drain": drain, "friction": friction}
 
 
@@ -260,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     parser.add_argument("--sizes", default="2,10", help="hostile body sizes in MiB (60 at most)")
+    parser.add_argument("--kinds", default=",".join(HOSTILE_KINDS), help="hostile bodies, comma-separated")
     parser.add_argument("--rss-cap-mib", type=float, default=3072, help="kill a server that grows more than this")
     parser.add_argument("--timeout-s", type=float, default=60, help="client timeout of one hostile request")
     parser.add_argument("--slow-window-s", type=float, default=40, help="how long slow connections are watched")
@@ -268,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.sizes = [min(60, int(s)) for s in args.sizes.split(",")]
     args.flags = args.flags.split()
+    args.kinds = args.kinds.split(",")
     rows = []
     for name in args.cases.split(","):
         rows += CASES[name](args)

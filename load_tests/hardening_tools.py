@@ -176,10 +176,27 @@ def hostile_body(kind: str, mib: int) -> tuple[str, bytes]:
     if kind == "items_over_cap":
         item = b'{"prompt":"","response":"a"},'
         return "/score", b'{"items":[' + item * (n // len(item)) + b'{"prompt":"","response":"a"}]}'
+    if kind == "chat_messages":  # valid-typed elements msgspec builds one by one: each 26 bytes, ~540 once parsed
+        return "/score", b'{"items":[' + tiny_messages_item(n) + b"]}"
     raise ValueError(kind)
 
 
-HOSTILE_KINDS = ("items_ints", "query_ints", "prompt_ids_strings", "unknown_keys", "items_over_cap")
+HOSTILE_KINDS = ("items_ints", "query_ints", "prompt_ids_strings", "unknown_keys", "items_over_cap", "chat_messages")
+_TINY_MESSAGE = b'{"role":"u","content":""}'
+
+
+def tiny_messages_item(size: int) -> bytes:
+    """One chat item of about ``size`` bytes made of empty messages."""
+    count = max(1, size // (len(_TINY_MESSAGE) + 1))
+    return b'{"messages":[' + b",".join([_TINY_MESSAGE] * count) + b',{"role":"assistant","content":"a"}]}'
+
+
+def tiny_messages_body(mib: float, per_item: int = 64) -> bytes:
+    """A valid /score body of about ``mib`` MiB: items of ``per_item`` empty messages each, each item far under the
+    per-item size, so only the request's parsed size can refuse it."""
+    item = tiny_messages_item(per_item * (len(_TINY_MESSAGE) + 1))
+    count = max(1, int(mib * MIB) // (len(item) + 1))
+    return b'{"items":[' + b",".join([item] * count) + b"]}"
 
 
 def valid_body(mib: int, items: int = 4096) -> bytes:

@@ -14,7 +14,7 @@ import pytest
 from faulty_apps import faulty_app, in_process, item
 from fault_runner import Faults
 from r3hf_server.api.auth import ApiKeysError
-from r3hf_server.api.body_parsing import MAX_REPORTED_ERRORS
+from r3hf_server.api.body_parsing import ID_COST, MAX_REPORTED_ERRORS, MESSAGE_COST
 from r3hf_server.settings import Settings
 
 MIB = 1024 * 1024
@@ -27,6 +27,8 @@ HOSTILE = {  # the outside review's bodies, 2 MiB each
                      + b",".join(b'"k%07d":0' % i for i in range(MIB // 7)) + b"}]}", 422, "unknown field"),
     "items over the cap": ("/score", b'{"items":[' + b'{"prompt":"","response":"a"},' * (MIB // 14)
                            + b'{"prompt":"","response":"a"}]}', 413, "--max-items-per-request"),
+    "one item of empty messages": ("/score", b'{"items":[{"messages":[' + b'{"role":"u","content":""},' * (MIB // 13)
+                                   + b'{"role":"assistant","content":"a"}]}]}', 422, "items.0.messages"),
 }
 
 
@@ -60,6 +62,60 @@ def test_a_body_past_the_in_flight_byte_budget_gets_429_before_it_is_read():
         assert 1 <= int(r.headers["retry-after"]) <= 30 and "--max-inflight-body-bytes" in r.json()["error"]
         assert client.post("/score", json={"items": [item("small")]}).status_code == 200
         assert app.state.body_budget.held == 0  # every reservation was released
+
+
+def _chat_items(count: int, messages_per_item: int) -> dict:
+    turns = [{"role": "user", "content": ""}] * (messages_per_item - 1) + [{"role": "assistant", "content": "a"}]
+    return {"truncation": "left", "items": [{"messages": turns} for _ in range(count)]}
+
+
+def test_the_budget_holds_a_body_at_its_parsed_size_not_its_byte_count():
+    # 2,000 empty messages: ~54 KB of JSON, ~1.3 MB once parsed. The byte count fits the budget; the parsed form
+    # does not fit what is left of it once another request holds most of it, so the answer is 429, not a parse.
+    budget = 4 * MIB
+    app, _ = faulty_app(max_inflight_body_bytes=budget, max_body_bytes=MIB, max_items_per_request=64)
+    body = _chat_items(40, 50)
+    with in_process(app) as client:
+        assert client.post("/score", json=body).status_code == 200
+        assert app.state.body_budget.peak >= 2000 * MESSAGE_COST  # held at its parsed cost while it was served
+        app.state.body_budget.try_reserve(budget - 1_000_000)  # another request holds most of the budget
+        r = client.post("/score", json=body)
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 30
+        app.state.body_budget.release(budget - 1_000_000)
+        assert app.state.body_budget.held == 0
+
+
+@pytest.mark.parametrize("form", ["messages", "ids"])
+def test_a_request_whose_parsed_form_can_never_fit_the_budget_gets_413_naming_the_knob(form):
+    budget = MIB
+    app, _ = faulty_app(max_inflight_body_bytes=budget, max_body_bytes=MIB, max_items_per_request=64)
+    if form == "messages":
+        body = _chat_items(40, budget // MESSAGE_COST // 40 + 2)
+    else:
+        ids = list(range(1000, 1000 + budget // ID_COST // 40 + 1))
+        body = {"items": [{"prompt_ids": ids, "response_ids": [5]} for _ in range(40)]}
+    with in_process(app) as client:
+        r = client.post("/score", json=body)
+        assert r.status_code == 413 and "--max-inflight-body-bytes" in r.json()["error"], r.text[:300]
+        assert app.state.body_budget.held == 0
+
+
+def test_a_chat_item_longer_than_the_item_limit_is_refused_while_decoding():
+    app, _ = faulty_app(max_item_chars=100)
+    with in_process(app) as client:
+        r = client.post("/score", json=_chat_items(2, 30))  # 29 x ("user" + 1) + "assistant" + "a" + 1 = 156 > 100
+        assert r.status_code == 422 and "items.0.messages" in r.json()["error"] and "--max-item-chars" in r.json()["error"]
+        assert client.post("/score", json=_chat_items(2, 10)).status_code == 200
+
+
+def test_a_failed_build_after_the_parsed_cost_was_reserved_releases_it():
+    app, _ = faulty_app(max_items_per_request=64)
+    body = _chat_items(3, 400)
+    body["items"][2] = {"messages": []}  # only pydantic's item validation refuses this, after the reservation
+    with in_process(app) as client:
+        r = client.post("/score", json=body)
+        assert r.status_code == 422 and "items.2" in r.json()["error"], r.text[:300]
+        assert app.state.body_budget.held == 0
 
 
 @pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])

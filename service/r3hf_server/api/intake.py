@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from r3hf_client.errors import ErrorType
 
-from .body_parsing import PARSED_MODELS, BodyLimits, BodyRejected, parse_body
+from .body_parsing import PARSED_MODELS, BodyLimits, BodyRejected, build_request, decode_body
 from .drain import Drain
 from .errors import error_response
 from .head import HeadAsGet
@@ -103,7 +103,7 @@ class BodyIntake:
                 raise self._over_budget()
             raw, reserved = await self._read_body(receive, reserved)
             if model is not None:
-                scope[PARSED_BODY] = await asyncio.to_thread(parse_body, model, raw, self.parse_limits())
+                scope[PARSED_BODY], reserved = await self._parse(model, raw, reserved)
                 raw = b""
             await self.app(scope, _replay(raw, receive), send)
         except _Refusal as refusal:
@@ -136,6 +136,19 @@ class BodyIntake:
             f"the server is reading as many request bodies as it may ({self.budget.held} of {self.budget.limit} "
             f"bytes, --max-inflight-body-bytes); retry after {retry_after} s", headers={"retry-after": str(retry_after)},
         )
+
+    async def _parse(self, model: type[BaseModel], raw: bytes, reserved: int) -> tuple[BaseModel, int]:
+        """The request model, after holding its parsed form's cost in the budget (the body's bytes are held already)."""
+        limits = self.parse_limits()
+        decoded = await asyncio.to_thread(decode_body, model, raw, limits)
+        extra = max(0, decoded.parsed_cost - reserved)
+        if not self.budget.try_reserve(extra):
+            raise self._over_budget()
+        try:
+            return await asyncio.to_thread(build_request, decoded, limits), reserved + extra
+        except BaseException:
+            self.budget.release(extra)  # the caller releases only what it was told it holds
+            raise
 
     async def _read_body(self, receive: Receive, reserved: int) -> tuple[bytes, int]:
         """The whole body, under the size limit, the budget (chunked bodies reserve as they come) and the pace."""
@@ -262,7 +275,8 @@ def install_intake(app, settings) -> None:  # type: ignore[no-untyped-def]
     def parse_limits() -> BodyLimits:
         # Before the model is loaded nothing is parsed (503); the per-item bound is the engine's own.
         max_chars = getattr(engine(), "max_item_chars", None) or settings.max_item_chars or _UNLOADED_MAX_IDS
-        return BodyLimits(max_items=settings.max_items_per_request, max_ids_per_list=max_chars)
+        return BodyLimits(max_items=settings.max_items_per_request, max_item_size=max_chars,
+                          max_parsed_bytes=settings.max_inflight_body_bytes)
 
     def retry_after_s() -> int:
         retry_after = getattr(engine(), "retry_after_s", None)

@@ -16,6 +16,7 @@ guards (header timeout, --max-connections, JSON for malformed HTTP) live in api.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from types import FrameType
@@ -51,7 +52,13 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(AcceptErrorLog(loop))
-        await super().startup(sockets)
+        await super().startup(sockets)  # the lifespan has loaded the model by now
+        # Everything alive now (modules, the model's Python objects, tokenizers) lives as long as the process. Left
+        # in the collector's view, every full collection walks it again with the GIL held, and full collections come
+        # every few hundred thousand objects a large request allocates; /health waits behind each. Frozen, a full
+        # collection walks only what requests made. Only the real server does this: a test process opens many apps.
+        gc.collect()
+        gc.freeze()
 
     async def on_tick(self, counter: int) -> bool:
         drain = self.fastapi_app.state.drain

@@ -43,7 +43,8 @@ class ChatInput:
     messages: tuple[tuple[str, str], ...]  # (role, content)
 
     def size(self) -> int:
-        return sum(len(role) + len(content) for role, content in self.messages)
+        # +1 per message: the chat template adds at least a separator, and an empty message must still count
+        return sum(len(role) + len(content) + 1 for role, content in self.messages)
 
     def texts(self) -> list[str]:
         return [text for message in self.messages for text in message]
