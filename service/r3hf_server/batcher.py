@@ -90,7 +90,7 @@ def cut_batches(
     meter = policy.meter()
     for index in batching_order(items, policy):
         item = items[index]
-        if current and (meter.cost_with(item) > max_batch_tokens or meter.count >= max_batch_size):
+        if meter.full_before(item, max_batch_tokens, max_batch_size):
             batches.append(current)
             current, meter = [], policy.meter()
         current.append(pending[index])
@@ -101,29 +101,31 @@ def cut_batches(
 
 
 def next_fair_batch(
-    pending: list[_Pending], max_batch_tokens: int, max_batch_size: int, policy: BatchPolicy = BatchPolicy()
+    pending: list[_Pending], max_batch_tokens: int, max_batch_size: int, policy: BatchPolicy = BatchPolicy(),
+    company: bool = False,
 ) -> list[_Pending]:
     """The next batch: requests take turns, one item per turn in arrival order, each request's items in batching
-    order (by length, shared-prompt groups together), until the budget is full. While several requests wait, none
-    gets more turns than another nor more than half the batch, so a 1,024-item request cannot hold a single item back
-    for more than about a batch.
+    order (by length, shared-prompt groups together), until the budget is full. While several requests wait (or
+    ``company``: the last batch served several), none gets more turns than another nor more than half the batch, so
+    a 1,024-item request cannot hold a single item back for more than about a batch.
     An item over the budget runs alone rather than being dropped."""
     queues: dict[object, list[_Pending]] = {}
     for p in pending:
         queues.setdefault(p.request if p.request is not None else id(p), []).append(p)
     turns = [[group[i] for i in reversed(batching_order([p.item for p in group], policy))] for group in queues.values()]
-    # With company, one request may fill at most half the batch: the batch a newcomer rides is short too.
-    share_tokens, share_count = (max_batch_tokens // 2, max(1, max_batch_size // 2)) if len(turns) > 1 else (
-        max_batch_tokens, max_batch_size)
+    # With company, one request may fill at most half the batch: the batch a newcomer rides is short too. Company
+    # is sticky for one batch: a client sending items one after another is between two of them when the next batch
+    # is cut, and a full batch cut then is what its next item waits behind.
+    share_tokens, share_count = (max_batch_tokens // 2, max(1, max_batch_size // 2)) if company or len(turns) > 1 \
+        else (max_batch_tokens, max_batch_size)
     taken = {id(queue): [0, 0] for queue in turns}  # tokens, items per request
     batch: list[_Pending] = []
     meter = policy.meter()
     while turns:
         for queue in list(turns):
             candidate, share = queue[-1], taken[id(queue)]
-            over_budget = meter.cost_with(candidate.item) > max_batch_tokens or meter.count >= max_batch_size
             over_share = share[0] + len(candidate.item) > share_tokens or share[1] >= share_count
-            if batch and (over_budget or over_share):
+            if meter.full_before(candidate.item, max_batch_tokens, max_batch_size) or (batch and over_share):
                 turns.remove(queue)  # done for this batch; the others may still have smaller items
                 continue
             batch.append(queue.pop())
@@ -211,13 +213,17 @@ class TokenBudgetBatcher:
     async def _loop(self) -> None:
         """One batch at a time, cut afresh from everything waiting: an item that arrives while a large request is
         being served joins the very next batch instead of waiting for the whole of that request."""
+        company = False
         while True:
             window = await self._collect(self._window)
             self._window = [p for p in window if not p.future.done()]  # skip items whose request was cancelled
             for _ in range(len(window) - len(self._window)):
                 self.observer.item_skipped()
             if self._window:
-                await self._run(next_fair_batch(self._window, self.max_batch_tokens, self.max_batch_size, self.policy))
+                batch = next_fair_batch(self._window, self.max_batch_tokens, self.max_batch_size, self.policy,
+                                        company=company)
+                company = len({p.request if p.request is not None else id(p) for p in batch}) > 1
+                await self._run(batch)
                 self._window = [p for p in self._window if not p.started]
 
     async def _collect(self, carried: list[_Pending]) -> list[_Pending]:

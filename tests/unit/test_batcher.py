@@ -1,11 +1,12 @@
 import asyncio
+from dataclasses import replace
 
 import pytest
 
-from r3hf_server.batcher import TokenBudgetBatcher, _Pending, cut_batches
+from r3hf_server.batcher import TokenBudgetBatcher, _Pending, cut_batches, next_fair_batch
 from r3hf_server.errors import ServiceError
 from r3hf_server.runner.base import EncodedItem, ForwardResult
-from r3hf_server.runner.planning import BatchPolicy, batch_cost
+from r3hf_server.runner.planning import MAX_ALONE_PASSES_PER_BATCH, BatchPolicy, batch_cost
 
 
 def item(n: int) -> EncodedItem:
@@ -165,3 +166,46 @@ def test_a_lone_item_does_not_wait_for_company_when_nothing_else_is_coming():
             await batcher.stop()
 
     assert run(main()) < batcher_wait / 4
+
+
+def requests_pending(*sizes, needs_attention=False):
+    """Items of several requests, request k owning sizes[k] items of 4 tokens each."""
+    return [_Pending(replace(item(4), needs_attention=needs_attention), future=None, request=f"r{k}")  # type: ignore[arg-type]
+            for k, count in enumerate(sizes) for _ in range(count)]
+
+
+def owners(batch):
+    return sorted(p.request for p in batch)
+
+
+def test_with_company_no_request_fills_more_than_half_a_batch():
+    batch = next_fair_batch(requests_pending(20, 1), max_batch_tokens=1_000, max_batch_size=8)
+    assert owners(batch) == ["r0"] * 4 + ["r1"]
+
+
+def test_company_from_the_last_batch_keeps_a_lone_request_to_half_a_batch():
+    assert len(next_fair_batch(requests_pending(20), max_batch_tokens=1_000, max_batch_size=8)) == 8
+    assert len(next_fair_batch(requests_pending(20), max_batch_tokens=1_000, max_batch_size=8, company=True)) == 4
+
+
+def test_a_batch_holds_a_bounded_number_of_attention_passes():
+    items = requests_pending(40, needs_attention=True)
+    assert [len(b) for b in cut_batches(items, max_batch_tokens=1_000, max_batch_size=64)] == [
+        MAX_ALONE_PASSES_PER_BATCH] * (40 // MAX_ALONE_PASSES_PER_BATCH)
+    assert len(next_fair_batch(items, max_batch_tokens=1_000, max_batch_size=64)) == MAX_ALONE_PASSES_PER_BATCH
+
+
+def test_the_worker_keeps_batches_half_size_for_one_batch_after_one_that_served_two_requests():
+    sizes = []
+
+    def record(batch):
+        sizes.append(len(batch))
+        return [ForwardResult([0.0] * len(i)) for i in batch]
+
+    async def body(batcher):
+        futures = [batcher.submit(item(4), request="big") for _ in range(24)] + [batcher.submit(item(4), request="one")]
+        await asyncio.gather(*futures)
+
+    run(with_batcher(record, body))
+    # 4 of "big" + "one"; then "big" alone but still at half (the last batch had company); then full batches
+    assert sizes[:3] == [5, 4, 8], sizes
