@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     max_inflight_body_bytes: int = Field(
         128 * 1024 * 1024, ge=1,
         description="Most bytes of request bodies held at once (being read, parsed, or held by a request in "
-        "progress); a request that would pass it gets 429 with Retry-After before its body is read.",
+        "progress), each counted at its parsed size once decoded (+640 per chat message, +56 per token id); a "
+        "request that would pass it gets 429 with Retry-After, one that could never fit gets 413.",
     )
     body_timeout_s: float = Field(
         30.0, gt=0,
