@@ -75,6 +75,11 @@ class _Pending:
     started: bool = False
     request: object = None  # which request the item belongs to: batches take turns between requests
 
+    @property
+    def owner(self) -> object:
+        """What takes turns: the item's request, or the item itself when it came without one."""
+        return self.request if self.request is not None else id(self)
+
 
 def cut_batches(
     pending: list[_Pending], max_batch_tokens: int, max_batch_size: int, policy: BatchPolicy = BatchPolicy()
@@ -111,7 +116,7 @@ def next_fair_batch(
     An item over the budget runs alone rather than being dropped."""
     queues: dict[object, list[_Pending]] = {}
     for p in pending:
-        queues.setdefault(p.request if p.request is not None else id(p), []).append(p)
+        queues.setdefault(p.owner, []).append(p)
     turns = [[group[i] for i in reversed(batching_order([p.item for p in group], policy))] for group in queues.values()]
     # With company, one request may fill at most half the batch: the batch a newcomer rides is short too. Company
     # is sticky for one batch: a client sending items one after another is between two of them when the next batch
@@ -222,7 +227,7 @@ class TokenBudgetBatcher:
             if self._window:
                 batch = next_fair_batch(self._window, self.max_batch_tokens, self.max_batch_size, self.policy,
                                         company=company)
-                company = len({p.request if p.request is not None else id(p) for p in batch}) > 1
+                company = len({p.owner for p in batch}) > 1
                 await self._run(batch)
                 self._window = [p for p in self._window if not p.started]
 

@@ -194,7 +194,7 @@ def decode_body(model: type[BaseModel], raw: bytes, limits: BodyLimits) -> Decod
     ids = sum(_count_ids(index, item, limits) for index, item in enumerate(getattr(shape, "items", ())))
     decoded = DecodedBody(model, shape, len(raw), tally.messages, ids)
     if decoded.parsed_cost > limits.max_parsed_bytes:
-        raise _too_costly(decoded.parsed_cost, limits)
+        raise _too_costly(limits, _mib(decoded.parsed_cost))
     return decoded
 
 
@@ -227,12 +227,13 @@ def _count_ids(index: int, item: Any, limits: BodyLimits) -> int:
     return total
 
 
-def _too_costly(cost: int, limits: BodyLimits) -> BodyRejected:
+def _too_costly(limits: BodyLimits, taken: str) -> BodyRejected:
+    """``taken``: the parsed size, or (when the decode stopped early) a lower bound of it."""
     return BodyRejected(
         ErrorType.TOO_LARGE,
-        f"the request's chat messages and token ids take {_mib(cost)} once parsed (each message about "
-        f"{MESSAGE_COST} bytes, each id {ID_COST}), more than the {_mib(limits.max_parsed_bytes)} the server holds "
-        "for request bodies in flight (--max-inflight-body-bytes); split it",
+        f"the request's chat messages and token ids take {taken} once parsed (each message about {MESSAGE_COST} "
+        f"bytes, each id {ID_COST}); the server holds at most {_mib(limits.max_parsed_bytes)} of request bodies in "
+        "flight (--max-inflight-body-bytes); split it",
     )
 
 
@@ -266,13 +267,8 @@ def _rejection(text: str, limits: BodyLimits) -> BodyRejected:
             f"{item}.messages: more than {limits.max_item_size} characters (each message counts its role, content "
             "and 1) exceed the limit per item (--max-item-chars); no item that long can fit the model's token limit",
         )
-    if "__too_costly__" in detail:
-        return BodyRejected(
-            ErrorType.TOO_LARGE,
-            f"more than {limits.max_parsed_bytes // MESSAGE_COST} chat messages in one request: parsed (about "
-            f"{MESSAGE_COST} bytes each) they would exceed the {_mib(limits.max_parsed_bytes)} the server holds for "
-            "request bodies in flight (--max-inflight-body-bytes); split it",
-        )
+    if "__too_costly__" in detail:  # the messages alone passed the budget: the decode stopped there
+        return _too_costly(limits, f"more than {_mib(limits.max_parsed_bytes)}")
     if not path and detail.startswith("Expected `object`"):
         return BodyRejected(ErrorType.MALFORMED_REQUEST, "the request body must be a JSON object")
     return BodyRejected(ErrorType.INVALID_REQUEST, f"{path or 'body'}: {detail[:1].lower()}{detail[1:]}")
