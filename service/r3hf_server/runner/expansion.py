@@ -70,10 +70,7 @@ class ExpandedRunner:
         self._batch_policy = policy
         self.max_batch_tokens = max_batch_tokens
         self.suffix = trailing_special_ids(loaded.tokenizer)
-        vocab_size = loaded.model.get_input_embeddings().num_embeddings
-        self.encoder = TokenizerEncoder(loaded.tokenizer, loaded.max_length, vocab_size)
-        tok = loaded.tokenizer
-        self.pad_id = next((i for i in (tok.pad_token_id, tok.eos_token_id) if i is not None), 0)
+        self.encoder = TokenizerEncoder(loaded.tokenizer, loaded.max_length, loaded.vocab_size)
 
     @property
     def info(self) -> ModelInfo:
@@ -108,7 +105,7 @@ class ExpandedRunner:
         flat = [sequence for sequences in expansions for sequence in sequences]
         loaded = self.loaded
         scores = score_sequences(
-            loaded.model, flat, pad_id=self.pad_id, label_index=loaded.label_index, device=loaded.device,
+            loaded.model, flat, pad_id=loaded.pad_id, label_index=loaded.label_index, device=loaded.device,
             normalization=loaded.normalization, max_batch_tokens=self.max_batch_tokens,
         )
         results, start = [], 0

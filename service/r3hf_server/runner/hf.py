@@ -34,12 +34,9 @@ class HFRunner:
         self.loaded = loaded
         self._info = info
         self._batch_policy = policy
-        vocab_size = loaded.model.get_input_embeddings().num_embeddings
-        self.encoder = TokenizerEncoder(loaded.tokenizer, loaded.max_length, vocab_size)
-        tok = loaded.tokenizer
-        pad_id = next((i for i in (tok.pad_token_id, tok.eos_token_id) if i is not None), 0)
+        self.encoder = TokenizerEncoder(loaded.tokenizer, loaded.max_length, loaded.vocab_size)
         self.model = ScoreHead(
-            loaded.backbone, loaded.head, loaded.label_index, loaded.normalization, loaded.device, pad_id
+            loaded.backbone, loaded.head, loaded.label_index, loaded.normalization, loaded.device, loaded.pad_id
         )
         self._last_attention_module: Any = _NOT_LOOKED_UP  # found on the first request for attention weights
 

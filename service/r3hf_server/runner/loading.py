@@ -43,6 +43,17 @@ class LoadedModel:
     attention: str = "eager"
     prefix_scores: str = "one_pass"  # "expanded" for encoder architectures (see runner/prefixes.py)
 
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the input embedding: ids at or past it are refused (the tokenizer's own size may differ)."""
+        return self.model.get_input_embeddings().num_embeddings
+
+    @property
+    def pad_id(self) -> int:
+        """The id padded positions carry: the tokenizer's pad, else its EOS, else 0 (they are masked out anyway)."""
+        tok = self.tokenizer
+        return next((i for i in (tok.pad_token_id, tok.eos_token_id) if i is not None), 0)
+
 
 def resolve_device(setting: str) -> torch.device:
     if setting == "auto":
