@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from .codec import decode_float32_base64
 from .errors import APIError, ConnectionFailedError, FingerprintMismatchError, R3HFError, error_from_response
 from .progress import ProgressSpec
-from .retry import Attempts, RetryPolicy
+from .retry import Attempts, RetryPolicy, parse_retry_after
 from .routing import Dispatch, HealthPolicy, ReplicaRouter, ReplicaStats
 from .wire import InfoResponse, ScoreResponse, TokenRewardsResponse, Usage
 
@@ -167,6 +167,15 @@ def api_error(response: httpx.Response) -> APIError:
     except ValueError:
         body = None
     return error_from_response(response.status_code, body)
+
+
+def settle(dispatch: Dispatch, url: str, response: httpx.Response) -> Any:
+    """A response's JSON answer, or None after a retryable failure recorded on ``dispatch`` (others raise there)."""
+    if response.is_success:
+        dispatch.succeeded(url)
+        return response.json()
+    dispatch.failed(url, api_error(response), parse_retry_after(response.headers.get("retry-after")))
+    return None
 
 
 def connection_error(url: str, exc: httpx.TransportError) -> ConnectionFailedError:

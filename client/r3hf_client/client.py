@@ -9,11 +9,10 @@ from typing import Any
 
 import httpx
 
-from ._base import Chunk, ClientCore, ItemLike, ResponseT, api_error, connection_error
+from ._base import Chunk, ClientCore, ItemLike, ResponseT, connection_error, settle
 from .errors import R3HFError
 from .progress import make_progress
 from .projection import PolicyJob, PolicyTokenRewards
-from .retry import parse_retry_after
 from .routing import Dispatch, Probe, ReplicaStats, Wait
 from .wire import InfoResponse, ScoreResponse, TokenRewardsResponse
 
@@ -168,11 +167,7 @@ class RewardClient:
             except httpx.TransportError as exc:
                 dispatch.failed(url, connection_error(url, exc))
                 return None
-        if response.is_success:
-            dispatch.succeeded(url)
-            return response.json()
-        dispatch.failed(url, api_error(response), parse_retry_after(response.headers.get("retry-after")))
-        return None
+        return settle(dispatch, url, response)
 
     def _probe(self, probe: Probe) -> None:
         ready, failure = False, "probe abandoned"
