@@ -7,23 +7,17 @@ the reward service and the RL job. The reward traffic goes through ``r3hf_client
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from readiness import free_port, poll_ready  # noqa: E402  (shared with the tests and the load tests)
+
 SERVER_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -55,17 +49,7 @@ def served_demo_rm(python: Path = SERVER_PYTHON, threads: int = 1, ready_timeout
 
 def wait_ready(base_url: str, proc: subprocess.Popen, timeout_s: float) -> bool:
     """True once /ready answers 200; False if the process exits first (e.g. the port was taken)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{base_url} not ready after {timeout_s:.0f}s")
+    return poll_ready(base_url, lambda: proc.poll() is None, timeout_s, poll_s=0.2)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -19,14 +19,11 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from readiness import free_port, poll_ready  # noqa: E402  (shared with the tests and the experiments)
+
 HOST = "127.0.0.1"
 MIB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def rss_mib(pid: int) -> float:
@@ -81,16 +78,8 @@ def server_process(*flags: str, runner: str = "hf", nofile: int | None = None, e
 
 
 def wait_ready(server: Server, timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and server.process.poll() is None:
-        try:
-            if httpx.get(f"{server.base_url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    if server.process.poll() is None:
-        raise TimeoutError("server not ready")
+    """Returns once /ready answers, or once the process has exited (the caller reads its exit code and log)."""
+    poll_ready(server.base_url, lambda: server.process.poll() is None, timeout_s)
 
 
 class Watch:

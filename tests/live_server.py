@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import uvicorn
 
+from readiness import free_port, poll_ready
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["free_port", "live_server", "wait_ready"]
 
 
 @contextmanager
@@ -34,14 +29,6 @@ def live_server(app, timeout_s: float = 60.0) -> Iterator[str]:  # type: ignore[
 
 
 def wait_ready(base_url: str, timeout_s: float, thread: threading.Thread | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if thread is not None and not thread.is_alive():
-            raise RuntimeError(f"the server thread for {base_url} ended before it was ready (see the log above)")
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"server at {base_url} not ready after {timeout_s}s")
+    alive = thread.is_alive if thread is not None else (lambda: True)
+    if not poll_ready(base_url, alive, timeout_s, poll_s=0.05):
+        raise RuntimeError(f"the server thread for {base_url} ended before it was ready (see the log above)")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from live_server import free_port
+from readiness import free_port, poll_ready
 
 _HERE = Path(__file__).resolve().parent
 
@@ -50,17 +50,13 @@ class ReplicaProcess:
         return self
 
     def wait_ready(self, timeout_s: float = 600.0) -> ReplicaProcess:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited while starting:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} at {self.url} not ready after {timeout_s}s:\n{self.log()[-3000:]}")
+        try:
+            ready = poll_ready(self.url, lambda: self.proc is not None and self.proc.poll() is None, timeout_s)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{self.name}: {exc}:\n{self.log()[-3000:]}") from None
+        if not ready:
+            raise RuntimeError(f"{self.name} exited while starting:\n{self.log()[-3000:]}")
+        return self
 
     def kill(self) -> None:
         """SIGKILL: the pod dies at once (OOM kill, node loss); connections are reset, the port refuses."""

@@ -13,10 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from live_server import free_port
+from readiness import free_port, poll_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS_VENV = Path(os.environ.get("R3HF_TRAINERS_VENV", ROOT / ".venv-trainers"))
@@ -65,17 +64,8 @@ def rm_url() -> Iterator[str]:
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"r3hf serve exited with {process.returncode}: {process.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"r3hf serve at {url} not ready after {timeout_s}s")
+    if not poll_ready(url, lambda: process.poll() is None, timeout_s, poll_s=0.2):
+        raise RuntimeError(f"r3hf serve exited with {process.returncode}: {process.stderr.read()[-2000:]}")
 
 
 def keep_report(script: str, report: dict, seconds: float) -> None:
