@@ -68,6 +68,14 @@ class DrainingServer(uvicorn.Server):
             self._close_after_each_response()
         return should_exit
 
+    def _no_connection_left(self) -> bool:
+        """Once nothing is in flight, stop accepting, then wait for the open connections to go: each ends after its
+        answer (Connection: close) or after 0.5 s idle. Exiting with one still open cut a request that had just
+        arrived on it (a client's ReadError, seen when a client reconnected as the last answer went out)."""
+        for listener in self.servers:
+            listener.close()  # new connections are refused from now on
+        return not self.server_state.connections
+
     def _close_after_each_response(self) -> None:
         """Connection: close on every response from now on; idle keep-alive connections are closed."""
         if _CLOSE_HEADER not in self.server_state.default_headers:
@@ -78,7 +86,7 @@ class DrainingServer(uvicorn.Server):
 
     def _drain_step(self, drain) -> None:  # type: ignore[no-untyped-def]
         if drain.draining and not self.should_exit:
-            if drain.idle:
+            if drain.idle and self._no_connection_left():
                 log.info("drained: every accepted request has been answered")
                 self.should_exit = True
             elif drain.overdue(self.drain_timeout_s):
