@@ -32,20 +32,38 @@ class Outcome:
     error: str = ""
 
 
-def trainer(base_url: str, outcomes: list[Outcome], stop: threading.Event) -> None:
-    """Sends requests back to back, like a trainer worker, until the server turns it away."""
+def trainer(base_url: str, outcomes: list[Outcome], stop: threading.Event, sending: dict[int, float]) -> None:
+    """Sends requests back to back, like a trainer worker, until the server turns it away. ``sending`` holds when
+    each worker's unanswered request was sent."""
+    worker = threading.get_ident()
     with httpx.Client(base_url=base_url, timeout=60) as client:
         while not stop.is_set():
             sent = time.monotonic()
+            sending[worker] = sent
             try:
                 r = client.post("/score", json={"items": ITEMS})
             except httpx.TransportError as exc:
                 outcomes.append(Outcome(sent, time.monotonic(), None, type(exc).__name__))
                 return
+            finally:
+                sending.pop(worker, None)
             status = r.status_code if r.status_code != 200 or complete(r) else -1  # -1: a 200 with a bad body
             outcomes.append(Outcome(sent, time.monotonic(), status, r.text if status != 200 else ""))
             if status != 200:
                 return  # 503: this replica is going away; a trainer moves to another
+
+
+def signal_when_most_are_mid_request(sending: dict[int, float], timeout_s: float = 20.0) -> None:
+    """Wait until well into the run and until most workers have had a request out for a while. Fair batching answers
+    the clients' requests together, so they are sent again together: a fixed moment could fall just after a wave of
+    new requests, with none of them clearly accepted yet (seen: 4 of 32)."""
+    time.sleep(3.0)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if sum(1 for sent in list(sending.values()) if now - sent > 0.4) >= CLIENTS // 2 + 4:
+            return
+        time.sleep(0.01)
 
 
 def complete(response: httpx.Response) -> bool:
@@ -64,11 +82,12 @@ def test_sigterm_drains_every_accepted_request_and_exits_0(tmp_path):
     try:
         wait_ready(base_url, timeout_s=120)
         outcomes: list[Outcome] = []
+        sending: dict[int, float] = {}
         stop = threading.Event()
-        threads = [threading.Thread(target=trainer, args=(base_url, outcomes, stop)) for _ in range(CLIENTS)]
+        threads = [threading.Thread(target=trainer, args=(base_url, outcomes, stop, sending)) for _ in range(CLIENTS)]
         for t in threads:
             t.start()
-        time.sleep(3.0)  # well into the run: every client has a request in flight
+        signal_when_most_are_mid_request(sending)
         signalled = time.monotonic()
         server.send_signal(signal.SIGTERM)
         ready = httpx.get(f"{base_url}/ready", timeout=5)
