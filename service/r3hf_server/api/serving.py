@@ -4,7 +4,8 @@ uvicorn's own shutdown closes the listening socket at once and drops idle keep-a
 next request fails with a connection error, and a readiness probe sees a refused connection rather than a 503. Here
 the first signal only starts a drain: ``/ready`` answers 503 at once, requests arriving from then on get 503
 (``not_ready``, which clients retry), every request accepted before the signal runs to its normal answer, and when
-none is left (or ``--drain-timeout-s`` has passed) uvicorn's normal shutdown runs and the process exits 0. A second
+none is left the listening socket closes (new connections are refused) and, once the open connections have gone,
+uvicorn's normal shutdown runs and the process exits 0 (at once when ``--drain-timeout-s`` has passed). A second
 signal skips the wait.
 
 During the drain every response carries ``Connection: close`` (a default header, so uvicorn's own answers too) and
