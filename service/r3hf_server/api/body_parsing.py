@@ -210,7 +210,7 @@ def build_request(decoded: DecodedBody, limits: BodyLimits) -> BaseModel:
 
 def _count_ids(index: int, item: Any, limits: BodyLimits) -> int:
     # A valid list of n ids has exactly n - 1 commas: counting them (a C-speed scan) bounds the list before it is
-    # decoded; an empty list has no comma either, and costs nothing.
+    # decoded. An empty list counts as one id: a bound, not an exact count.
     total = 0
     for name in ("prompt_ids", "response_ids"):
         raw = getattr(item, name)
