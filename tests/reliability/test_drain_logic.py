@@ -47,6 +47,25 @@ def test_the_server_exits_once_every_accepted_request_is_answered():
     assert app.state.engine.failed_with == []
 
 
+class Listener:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_once_idle_the_server_stops_accepting_and_exits_only_when_its_connections_are_gone():
+    server, app = draining_server(30)
+    server.servers = [Listener()]
+    connection = object()  # a client that connected as the last answer went out; its request may be on the way
+    server.server_state.connections.add(connection)
+    server.handle_exit(signal.SIGTERM, None)
+    assert asyncio.run(server.on_tick(1)) is False
+    assert server.servers[0].closed  # new connections are refused from now on
+    server.server_state.connections.discard(connection)  # answered (Connection: close) or closed after 0.5 s idle
+    assert asyncio.run(server.on_tick(2)) is True
+
+
 def test_a_drain_past_its_timeout_answers_queued_items_with_503_and_exits():
     server, app = draining_server(0)
     app.state.drain.in_flight = 1

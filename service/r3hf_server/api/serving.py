@@ -41,6 +41,7 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.fastapi_app = app
         self.drain_timeout_s = drain_timeout_s
+        self.servers = []  # the listeners: uvicorn sets them at start-up
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         drain = self.fastapi_app.state.drain
