@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from playground_browser import ITEM, api_result, browser, fill_text_item, wait_for_rewards  # noqa: F401
+from playground_browser import (  # noqa: F401  (browser is a fixture)
+    ITEM, api_result, browser, fill_text_item, wait_for_rewards, wait_until_scored,
+)
 from r3hf_server.settings import DEMO_MODEL_DIR
 
 KEY = "playground-test-key"
@@ -28,6 +30,7 @@ def test_the_page_sends_the_typed_key_and_shows_the_401_without_it(browser, keye
     assert error.text.startswith("401 unauthorized")
     browser.find_element(By.ID, "api-key").send_keys(KEY)
     browser.find_element(By.ID, "score-button").click()
+    wait_until_scored(browser)
     expected = api_result(keyed_demo, ITEM, headers={"authorization": f"Bearer {KEY}"})
     tokens = wait_for_rewards(browser, expected["token_rewards"])
     assert len(tokens) == expected["num_response_tokens"]

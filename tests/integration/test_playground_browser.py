@@ -11,7 +11,7 @@ import os
 import pytest
 
 from playground_browser import (  # noqa: F401  (browser is a fixture)
-    ITEM, api_result, assert_coloured_by_sign, browser, fill_text_item, wait_for_rewards,
+    ITEM, api_result, assert_coloured_by_sign, browser, fill_text_item, wait_for_rewards, wait_until_scored,
 )
 from r3hf_server.settings import DEMO_MODEL_DIR
 
@@ -29,6 +29,7 @@ def test_the_page_renders_one_coloured_token_per_reward_with_the_api_values(brow
     assert "R3HF" in browser.title
     fill_text_item(browser, ITEM)
     browser.find_element(By.ID, "score-button").click()
+    wait_until_scored(browser)
     expected = api_result(demo, ITEM)
     tokens = wait_for_rewards(browser, expected["token_rewards"])
     assert len(tokens) == expected["num_response_tokens"]
@@ -52,8 +53,10 @@ def test_switching_the_strategy_rerenders_with_that_strategys_values(browser, de
     browser.get(f"{demo}/playground")
     fill_text_item(browser, ITEM)
     browser.find_element(By.ID, "score-button").click()
+    wait_until_scored(browser)
     wait_for_rewards(browser, api_result(demo, ITEM)["token_rewards"])
     Select(browser.find_element(By.ID, "strategy")).select_by_value("attention")
+    wait_until_scored(browser)
     attention = api_result(demo, ITEM, redistribution="attention")["token_rewards"]
     assert_coloured_by_sign(wait_for_rewards(browser, attention))
 
@@ -65,6 +68,7 @@ def test_chat_messages_are_scored_through_the_template(browser, demo):
     browser.find_element(By.ID, "mode-chat").click()
     browser.find_element(By.ID, "score-button").click()
     messages = browser.execute_script("return state.messages")
+    wait_until_scored(browser)
     expected = api_result(demo, {"messages": messages})
     tokens = wait_for_rewards(browser, expected["token_rewards"])
     assert "".join(t["text"] for t in tokens) == messages[-1]["content"]
